@@ -1,0 +1,40 @@
+"""Configuration as frozen dataclasses, validated once at construction. Units in names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auditseal.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    """How the log writer batches, publishes and protects what it writes.
+
+    Attributes:
+        commit_max_entries: most entries made durable by one group commit (one fsync).
+        publish_interval_s: a background publisher signs a new checkpoint this often when
+            entries are pending (the append-to-checkpoint latency bound).
+        publish_max_pending: publish as soon as this many entries are pending.
+        journal_segment_bytes: start a new journal segment past this size.
+        fsync: make writes durable before acknowledging them (off only in throwaway tests).
+        set_immutable: set the file system's immutable attribute on sealed files where the
+            process may.
+    """
+
+    commit_max_entries: int = 8192
+    publish_interval_s: float = 0.1
+    publish_max_pending: int = 262_144
+    journal_segment_bytes: int = 64 << 20
+    fsync: bool = True
+    set_immutable: bool = True
+
+    def __post_init__(self) -> None:
+        if self.commit_max_entries < 1:
+            raise ConfigError("commit_max_entries must be at least 1")
+        if not 0.001 <= self.publish_interval_s <= 3600:
+            raise ConfigError("publish_interval_s must be between 0.001 and 3600 seconds")
+        if self.publish_max_pending < 1:
+            raise ConfigError("publish_max_pending must be at least 1")
+        if self.journal_segment_bytes < 1 << 16:
+            raise ConfigError("journal_segment_bytes must be at least 64 KiB")

@@ -1,0 +1,313 @@
+"""The log writer: group-committed appends, then sealing into the write-once tree.
+
+Life of an entry:
+
+1. ``append`` encodes events as entries and hands them to the group commit: whichever
+   caller finds no commit running becomes the leader, takes everything queued, writes it
+   to the journal with one fdatasync, and wakes the others. An append returns its indexes
+   only once its entries are durable.
+2. ``publish`` (called by the background publisher every ``publish_interval_s``, or
+   directly) seals what is pending: entry bundles and hash tiles are created (never
+   overwritten) in one batch, the checkpoint is signed, the head is moved by
+   compare-and-swap, and the checkpoint is kept in the history. Then the journal forgets
+   what is sealed.
+
+A crash between 1 and 2 loses nothing: ``open`` replays the journal. A crash inside 2
+leaves only objects that re-publishing writes again with identical bytes (every object
+is a pure function of the entries), so create-if-absent makes it idempotent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auditseal.clock import Clock
+from auditseal.config import WriterConfig
+from auditseal.core.checkpoint import Checkpoint, VerifiedCheckpoint, sign_checkpoint
+from auditseal.core.entry import EntryHeader, encode_entry, max_event_bytes
+from auditseal.core.hashing import leaf_hash
+from auditseal.core.layout import history_key
+from auditseal.core.note import NoteSigner, NoteVerifier
+from auditseal.core.tiles import TILE_WIDTH, TileWriter, bundle_path, decode_bundle, encode_bundle
+from auditseal.errors import LogLocked, StorageConflict, StorageError
+from auditseal.log.head import load_head
+from auditseal.log.journal import Journal
+from auditseal.storage.base import HeadStore, ObjectStore
+
+
+@dataclass
+class _Request:
+    entries: list[bytes]
+    first: int = -1
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass
+class _Sealed:
+    """The sealed tree's right edge: enough to extend it without reading it back."""
+
+    tiles: TileWriter
+    bundle: list[bytes] = field(default_factory=list)  # entries of the partial bundle
+
+
+class LogWriter:
+    """Appends events to one log; the only writer of that log (see ``WriterLock``)."""
+
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        head: HeadStore,
+        signer: NoteSigner,
+        verifier: NoteVerifier,
+        origin: str,
+        journal_dir: Path,
+        clock: Clock,
+        config: WriterConfig | None = None,
+    ) -> None:
+        """Prepare a writer; call ``open`` before use (it recovers from any crash)."""
+        self.config = config or WriterConfig()
+        self._store = store
+        self._head = head
+        self._signer = signer
+        self._verifier = verifier
+        self.origin = origin
+        self._clock = clock
+        self._journal = Journal(
+            journal_dir, fsync=self.config.fsync, segment_bytes=self.config.journal_segment_bytes
+        )
+        self._lock = threading.Lock()
+        self._committed = threading.Condition(self._lock)
+        self._queue: list[_Request] = []
+        self._committing = False
+        self._pending: list[bytes] = []  # durable, not yet sealed, in index order
+        self._publish_lock = threading.Lock()
+        self._sealed: _Sealed | None = None
+        self._head_version: str | None = None
+        self.checkpoint: VerifiedCheckpoint | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._publisher: threading.Thread | None = None
+        self.publish_error: BaseException | None = None
+        self.recovered_entries = 0
+        self.torn_bytes = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> VerifiedCheckpoint:
+        """Load the head, rebuild the right edge, replay the journal and seal what it held."""
+        loaded = load_head(self._head, self._verifier, self.origin)
+        if loaded is None:
+            self._sealed = _Sealed(tiles=TileWriter())
+            self._head_version = None
+            size = 0
+        else:
+            self.checkpoint, self._head_version = loaded
+            size = self.checkpoint.size
+            self._store.create(history_key(size), self.checkpoint.note_bytes)
+            self._sealed = self._resume_edge(size)
+        recovery = self._journal.recover(size)
+        self.recovered_entries = len(recovery.pending)
+        self.torn_bytes = recovery.torn_bytes
+        self._pending = list(recovery.pending)
+        self.publish(force=loaded is None)
+        assert self.checkpoint is not None  # loaded, or published just now
+        return self.checkpoint
+
+    def close(self) -> None:
+        """Stop the publisher, seal everything pending and close the journal."""
+        self.stop_publisher()
+        try:
+            self.publish()
+        finally:
+            self._journal.close()
+
+    def __enter__(self) -> LogWriter:
+        """Open the writer."""
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the writer."""
+        self.close()
+
+    # -- appending -------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Entries made durable so far (sealed or pending)."""
+        return self._journal.next_index
+
+    def header_line(self, source: str | None, kind: str = "event") -> bytes:
+        """The entry header an append made now from ``source`` gets."""
+        return EntryHeader(received=self._clock.now(), source=source, kind=kind).encode()
+
+    def max_event_bytes(self, source: str | None) -> int:
+        """The largest event that ``append`` accepts from ``source``."""
+        return max_event_bytes(self.header_line(source))
+
+    def append(self, events: Sequence[bytes], *, source: str | None = None, kind: str = "event"
+               ) -> list[int]:
+        """Seal ``events`` (each the bytes of one validated JSON object) durably.
+
+        Returns the log index of each event once all of them are durable.
+
+        Raises:
+            EntryTooLarge: an event does not fit in an entry; nothing was written.
+        """
+        header = self.header_line(source, kind)
+        entries = [encode_entry(header, event) for event in events]
+        first = self._commit(entries)
+        if len(self._pending) >= self.config.publish_max_pending:
+            self._wake.set()
+        return list(range(first, first + len(entries)))
+
+    def _commit(self, entries: list[bytes]) -> int:
+        request = _Request(entries)
+        with self._lock:
+            self._queue.append(request)
+            while not request.done:
+                if self._committing:
+                    self._committed.wait()
+                    continue
+                self._committing = True
+                batch, self._queue = self._queue, []
+                self._lock.release()
+                try:
+                    self._write_batch(batch)
+                finally:
+                    self._lock.acquire()
+                    self._committing = False
+                    for item in batch:
+                        item.done = True
+                        if item.first >= 0:
+                            self._pending.extend(item.entries)
+                    self._committed.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.first
+
+    def _write_batch(self, batch: list[_Request]) -> None:
+        limit = self.config.commit_max_entries
+        chunk: list[_Request] = []
+        count = 0
+        for request in [*batch, None]:
+            if request is None or (chunk and count + len(request.entries) > limit):
+                try:
+                    first = self._journal.append([e for r in chunk for e in r.entries])
+                except BaseException as exc:  # every waiter must learn of it
+                    for waiting in chunk:
+                        waiting.error = exc
+                else:
+                    for waiting in chunk:
+                        waiting.first = first
+                        first += len(waiting.entries)
+                chunk, count = [], 0
+            if request is not None:
+                chunk.append(request)
+                count += len(request.entries)
+
+    # -- sealing ---------------------------------------------------------------------------
+
+    def publish(self, *, force: bool = False) -> VerifiedCheckpoint | None:
+        """Seal every durable entry into the tree and publish a signed checkpoint.
+
+        Returns the new checkpoint, or None when nothing was pending (and not ``force``).
+        """
+        with self._publish_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch and not force:
+                return None
+            try:
+                return self._seal(batch)
+            except BaseException:
+                with self._lock:
+                    self._pending[:0] = batch
+                self._sealed = None  # rebuild the edge from storage on the next attempt
+                raise
+
+    def _seal(self, batch: list[bytes]) -> VerifiedCheckpoint:
+        old_size = self.checkpoint.size if self.checkpoint else 0
+        sealed = self._sealed or self._resume_edge(old_size)
+        self._sealed = None  # in flux until this publish completes
+        objects: list[tuple[str, bytes]] = []
+        bundle_index = old_size // TILE_WIDTH
+        bundle = sealed.bundle
+        tiles = sealed.tiles
+        for entry in batch:
+            tiles.append(leaf_hash(entry))
+            bundle.append(entry)
+            if len(bundle) == TILE_WIDTH:
+                objects.append((bundle_path(bundle_index), encode_bundle(bundle)))
+                bundle_index += 1
+                bundle = []
+        if bundle and batch:
+            objects.append((bundle_path(bundle_index, len(bundle)), encode_bundle(bundle)))
+        objects.extend((tile.path, data) for tile, data in tiles.flush())
+        size = old_size + len(batch)
+        checkpoint = Checkpoint(origin=self.origin, size=size, root_hash=tiles.root())
+        note = sign_checkpoint(checkpoint, [self._signer])
+        if objects:
+            self._store.create_many(objects)
+        try:
+            self._head_version = self._head.swap(note, self._head_version)
+        except StorageConflict as exc:
+            raise LogLocked(
+                f"the head checkpoint of this log was changed by someone else ({exc}); "
+                "another writer is active, stop it and reopen the log"
+            ) from exc
+        # The history copy comes after the head moved: a history newer than the head can
+        # then only mean a rollback, never a publish cut short (open() repairs the copy).
+        self._store.create(history_key(size), note)
+        self.checkpoint = VerifiedCheckpoint(
+            checkpoint=checkpoint, note_bytes=note, verified_by=(self._signer.name,)
+        )
+        self._sealed = _Sealed(tiles=tiles, bundle=bundle)
+        self._journal.release(size)
+        return self.checkpoint
+
+    def _resume_edge(self, size: int) -> _Sealed:
+        tiles = TileWriter.resume(size, lambda tile: self._store.read(tile.path))
+        partial = size % TILE_WIDTH
+        bundle: list[bytes] = []
+        if partial:
+            data = self._store.read(bundle_path(size // TILE_WIDTH, partial))
+            bundle = decode_bundle(data, expected_count=partial)
+        return _Sealed(tiles=tiles, bundle=bundle)
+
+    # -- background publisher --------------------------------------------------------------
+
+    def start_publisher(self) -> None:
+        """Publish pending entries every ``publish_interval_s`` from a background thread."""
+        if self._publisher is not None:
+            return
+        self._stop.clear()
+        self._publisher = threading.Thread(
+            target=self._publish_loop, name="auditseal-publisher", daemon=True
+        )
+        self._publisher.start()
+
+    def stop_publisher(self) -> None:
+        """Stop the background publisher (it finishes the publish it is in)."""
+        if self._publisher is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        self._publisher.join()
+        self._publisher = None
+
+    def _publish_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.config.publish_interval_s)
+            self._wake.clear()
+            try:
+                self.publish()
+                self.publish_error = None
+            except StorageError as exc:
+                # Entries stay durable in the journal; the next round retries.
+                self.publish_error = exc

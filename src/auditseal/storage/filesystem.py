@@ -1,0 +1,457 @@
+"""The storage Protocol on a local file system, crash-safe and write-once.
+
+An object is created by writing and fsyncing a temporary file in ``<root>/.auditseal/tmp``
+(same file system), then ``os.link``-ing it to its final name: the link is atomic and
+fails if the name exists, which gives create-if-absent without ever overwriting. A crash
+therefore leaves either no final file or a complete one, never a truncated one; at worst a
+temporary file is left behind, which ``recover`` removes. The directories holding new
+names are fsynced once per batch: that is the group-commit barrier of ``create_many``.
+
+Files are mode 0444 from birth. With ``set_immutable`` the Linux immutable attribute
+(``chattr +i``) is also set, so even root must clear it before changing or deleting a
+sealed file. Setting it needs CAP_LINUX_IMMUTABLE and a file system that supports it
+(ext4, xfs, btrfs; not tmpfs or overlayfs); when it cannot be set the write still
+succeeds and ``immutable_attr_supported`` / ``protection`` say so.
+
+The head (``FilesystemHeadStore``) is the tlog-tiles ``checkpoint`` file, replaced
+atomically with ``os.replace`` under an ``flock``. ``WriterLock`` keeps a second writer out.
+Leading-dot names are never object keys (``validate_key``), so this module's own files
+(``.auditseal/``, ``.checkpoint.lock``) never show up in ``list``.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import secrets
+import stat
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from auditseal.errors import FormatError, LogLocked, ObjectNotFound, StorageConflict, StorageError
+from auditseal.storage.base import Head, ObjectProtection, validate_key
+
+# <linux/fs.h>. The ioctls are declared with `long` but the kernel reads and writes an
+# int, as e2fsprogs' chattr does; we pass an 8-byte buffer and use its first 4 bytes.
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+FS_IMMUTABLE_FL = 0x10
+
+STATE_DIR = ".auditseal"
+_TMP_SUFFIX = ".tmp"
+_CONFLICT = "exists with different content"
+# results, files created, folders to fsync, first conflicting key. (An alias, because in
+# the class body the name ``list`` means the method.)
+_Linked = tuple[list[bool], list[Path], set[Path], StorageConflict | None]
+
+
+class FilesystemObjectStore:
+    """Write-once objects as read-only files under ``root``.
+
+    Args:
+        root: the log directory; created on first write.
+        fsync: make each create durable before returning (off only for throwaway logs).
+        set_immutable: also set the immutable attribute on every new file, where allowed.
+    """
+
+    def __init__(self, root: Path, *, fsync: bool = True, set_immutable: bool = False) -> None:
+        """Open (lazily) the store in ``root``."""
+        self.root = Path(root)
+        self._fsync = fsync
+        self._set_immutable = set_immutable
+        self._tmp = self.root / STATE_DIR / "tmp"
+        self._immutable_supported: bool | None = None
+        self._immutable_problem = ""
+
+    @property
+    def immutable_attr_supported(self) -> bool | None:
+        """True once the immutable attribute was set, False once it could not be, else None."""
+        return self._immutable_supported
+
+    def path(self, key: str) -> Path:
+        """The file that holds ``key``."""
+        return self.root.joinpath(*validate_key(key).split("/"))
+
+    def read(self, key: str) -> bytes:
+        """Return the object's bytes (see ``ObjectStore.read``)."""
+        path = self.path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc}") from exc
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Create the object unless it exists (see ``ObjectStore.create``)."""
+        return self.create_many([(key, data)])[0]
+
+    def create_many(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """Create several objects behind one directory-fsync barrier.
+
+        Raises:
+            StorageConflict: naming the first conflicting key, after the others are durable.
+            StorageError: the file system failed; temporary files are removed.
+        """
+        finals = [self.path(key) for key, _ in items]  # validates every key first
+        if not items:
+            return []
+        temps: list[Path] = []
+        try:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            for _, data in items:
+                temps.append(self._write_temp(data))
+            results, created, dirty, conflict = self._link_all(items, finals, temps)
+            for temp in temps:  # before chattr +i: an immutable inode cannot lose a link
+                temp.unlink()
+            temps = []
+            if self._set_immutable:
+                for path in created:
+                    self._make_immutable(path)
+            # The barrier comes last so the new names (and, on ext4, the attribute changes,
+            # which ride in the same journal commit) are durable together.
+            if self._fsync:
+                for directory in sorted(dirty):
+                    _fsync_dir(directory)
+        except OSError as exc:
+            raise StorageError(f"cannot write to {self.describe()}: {exc}") from exc
+        finally:
+            for temp in temps:
+                temp.unlink(missing_ok=True)
+        if conflict is not None:
+            raise conflict
+        return results
+
+    def exists(self, key: str) -> bool:
+        """Whether a file holds ``key``."""
+        return self.path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys starting with ``prefix``, sorted; dot-names (our own files) are skipped."""
+        base = prefix.rpartition("/")[0]
+        start = self.root
+        if base:
+            try:
+                start = self.path(base)  # walk only the folder the prefix points into
+            except FormatError:
+                return []  # an unsafe folder: no valid key can start with it
+        keys: list[str] = []
+        for folder, dirs, files in os.walk(start):
+            dirs[:] = [name for name in dirs if not name.startswith(".")]
+            rel = Path(folder).relative_to(self.root).as_posix()
+            head = "" if rel == "." else rel + "/"
+            keys.extend(
+                head + name
+                for name in files
+                if not name.startswith(".") and (head + name).startswith(prefix)
+            )
+        return sorted(keys)
+
+    def protection(self, key: str) -> ObjectProtection:
+        """Mode bits and the immutable attribute, read back from the file."""
+        path = self.path(key)
+        try:
+            mode = path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        if not stat.S_ISREG(mode):
+            raise ObjectNotFound(key)
+        read_only = not mode & 0o222
+        parts = [f"mode {stat.S_IMODE(mode):04o}"]
+        try:
+            immutable: bool | None = bool(_get_flags(path) & FS_IMMUTABLE_FL)
+            parts.append(
+                "immutable attribute set"
+                if immutable
+                else "immutable attribute not set (root can still change or delete it)"
+            )
+        except OSError as exc:
+            immutable = None
+            parts.append(f"immutable attribute unknown here ({exc.strerror})")
+        if self._immutable_problem:
+            parts.append(f"could not set it: {self._immutable_problem}")
+        return ObjectProtection(
+            read_only=read_only, immutable_attr=immutable, detail="; ".join(parts)
+        )
+
+    def describe(self) -> str:
+        """``filesystem <root>``."""
+        return f"filesystem {self.root}"
+
+    def recover(self) -> int:
+        """Remove temporary files a crash left behind; returns how many.
+
+        Call it only while holding the log's ``WriterLock``: another writer's temporary
+        files are in flight, not leftovers.
+        """
+        try:
+            leftovers = [p for p in self._tmp.iterdir() if p.name.endswith(_TMP_SUFFIX)]
+        except FileNotFoundError:
+            return 0
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _write_temp(self, data: bytes) -> Path:
+        temp = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}{_TMP_SUFFIX}"
+        # Read-only from birth; fsynced so the content is durable before the name appears.
+        _write_new(temp, data, 0o444, fsync=self._fsync)
+        return temp
+
+    def _link_all(
+        self, items: Sequence[tuple[str, bytes]], finals: Sequence[Path], temps: Sequence[Path]
+    ) -> _Linked:
+        """Link every temp to its final name; returns results, created, dirs to fsync, conflict."""
+        results: list[bool] = []
+        created: list[Path] = []
+        dirty: set[Path] = set()
+        conflict: StorageConflict | None = None
+        for (key, data), final, temp in zip(items, finals, temps, strict=True):
+            try:
+                dirty.update(self._make_parents(key, final.parent))
+                os.link(temp, final)
+            except FileExistsError:
+                if not self._same_content(final, data):
+                    conflict = conflict or StorageConflict(key, _CONFLICT)
+                results.append(False)
+                continue
+            except StorageConflict as exc:  # a file where a folder must go
+                conflict = conflict or exc
+                results.append(False)
+                continue
+            created.append(final)
+            dirty.add(final.parent)
+            results.append(True)
+        return results, created, dirty, conflict
+
+    def _make_parents(self, key: str, folder: Path) -> set[Path]:
+        """Create missing folders; returns the parents whose entries changed."""
+        missing: list[Path] = []
+        while not folder.is_dir():
+            missing.append(folder)
+            folder = folder.parent
+        for new in reversed(missing):
+            try:
+                new.mkdir(exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise StorageConflict(key, f"a file is in the way of folder {new}") from None
+        return {new.parent for new in missing}
+
+    @staticmethod
+    def _same_content(final: Path, data: bytes) -> bool:
+        try:
+            return final.read_bytes() == data
+        except IsADirectoryError:
+            return False  # a folder holds other keys: this key cannot be created
+
+    def _make_immutable(self, path: Path) -> None:
+        if self._immutable_supported is False:
+            return  # found out once; do not pay a failing ioctl per file
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                _set_flags(fd, _get_flags_fd(fd) | FS_IMMUTABLE_FL)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # EPERM without CAP_LINUX_IMMUTABLE; ENOTTY/EOPNOTSUPP/EINVAL on tmpfs,
+            # overlayfs and friends. Mode 0444 still protects; never fail the write.
+            self._immutable_supported = False
+            self._immutable_problem = f"{errno.errorcode.get(exc.errno or 0, '?')}: {exc.strerror}"
+            return
+        self._immutable_supported = True
+
+
+def clear_immutable(path: Path) -> int:
+    """Clear the immutable attribute on ``path`` and, for a folder, on all files below it.
+
+    The log itself never calls this: sealed files stay immutable. It exists for tests and
+    cleanup (pytest's ``tmp_path`` cannot remove immutable files) and for an operator who
+    deliberately retires a log whose retention period is over. Returns how many files had
+    the attribute. Files where the attribute is unsupported are skipped.
+    """
+    path = Path(path)
+    targets = [path]
+    if path.is_dir() and not path.is_symlink():
+        targets = [Path(folder) / name for folder, _, names in os.walk(path) for name in names]
+    cleared = 0
+    for target in targets:
+        try:
+            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # a symlink or vanished file: nothing of ours
+        try:
+            flags = _get_flags_fd(fd)
+            if flags & FS_IMMUTABLE_FL:
+                _set_flags(fd, flags & ~FS_IMMUTABLE_FL)
+                cleared += 1
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTTY, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+        finally:
+            os.close(fd)
+    return cleared
+
+
+class FilesystemHeadStore:
+    """The head as one file, replaced atomically; version = hex SHA-256 of its content.
+
+    A content hash as version means a swap back to identical bytes keeps the version;
+    harmless for a log, whose checkpoints only grow.
+    """
+
+    def __init__(self, path: Path, *, fsync: bool = True) -> None:
+        """Use ``path`` (e.g. ``<log>/checkpoint``) as the head file."""
+        self.path = Path(path)
+        self._fsync = fsync
+        self._lock_path = self.path.with_name(f".{self.path.name}.lock")
+
+    def load(self) -> Head | None:
+        """The current head, or None."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot read head {self.path}: {exc}") from exc
+        return Head(data=data, version=_version(data))
+
+    def swap(self, data: bytes, expected: str | None) -> str:
+        """Replace the head if its version is still ``expected``."""
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # A fresh descriptor per call: flock excludes other open file descriptions,
+            # so threads of this process exclude each other as other processes do.
+            lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot lock head {self.path}: {exc}") from exc
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            current = self.load()
+            if (None if current is None else current.version) != expected:
+                raise StorageConflict(str(self.path), "head changed concurrently")
+            prefix = f".{self.path.name}."
+            for stale in folder.glob(f"{prefix}*{_TMP_SUFFIX}"):
+                stale.unlink(missing_ok=True)  # only a crashed swap leaves these
+            temp = folder / f"{prefix}{secrets.token_hex(8)}{_TMP_SUFFIX}"
+            _write_new(temp, data, 0o644, fsync=self._fsync)
+            temp.replace(self.path)  # atomic rename over the old head
+            if self._fsync:
+                _fsync_dir(folder)
+        except OSError as exc:
+            raise StorageError(f"cannot replace head {self.path}: {exc}") from exc
+        finally:
+            os.close(lock_fd)  # closing releases the flock
+        return _version(bytes(data))
+
+    def describe(self) -> str:
+        """``filesystem <path>``."""
+        return f"filesystem {self.path}"
+
+
+class WriterLock:
+    """Exclusive, non-blocking ``flock`` that keeps a second writer off a log.
+
+    Each ``__enter__`` opens a fresh descriptor. flock belongs to the open file
+    description, so a second WriterLock on the same file fails even in the same process,
+    and the lock dies with the process that holds it (no stale lock after a crash).
+
+    Raises:
+        LogLocked: from ``__enter__``, when someone else holds the lock.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Use ``path`` (e.g. ``<log>/.auditseal/lock``) as the lock file."""
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def __enter__(self) -> WriterLock:
+        """Take the lock and record our pid in it."""
+        if self._fd is not None:
+            raise RuntimeError(f"WriterLock {self.path} is already held by this object")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            folder = self.path.parent
+            log = folder.parent if folder.name == STATE_DIR else folder
+            raise LogLocked(
+                f"log {log} is locked by another writer (pid {holder}); stop that process "
+                f"or wait for it to finish (lock file {self.path})"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Release the lock."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # no stale pid for the next reader of the file
+            os.close(self._fd)
+            self._fd = None
+
+
+def _version(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _get_flags_fd(fd: int) -> int:
+    buf = bytearray(8)
+    fcntl.ioctl(fd, FS_IOC_GETFLAGS, buf, True)
+    return int(struct.unpack_from("i", buf)[0])
+
+
+def _set_flags(fd: int, flags: int) -> None:
+    fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("i", flags) + bytes(4))
+
+
+def _get_flags(path: Path) -> int:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        return _get_flags_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
+    """Write a file that must not exist yet; removed again if anything fails."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)  # whatever the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if fsync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
