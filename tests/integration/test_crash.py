@@ -21,7 +21,7 @@ import pytest
 
 from auditseal.config import WriterConfig
 from auditseal.core.entry import decode_entry
-from auditseal.core.note import NoteVerifier
+from auditseal.core.notekeys import NoteVerifier
 from auditseal.log.local import init_log, latest_checkpoint, load_log, open_writer
 from auditseal.log.reader import LogReader
 from auditseal.verify import DirectorySource, verify_log
@@ -39,8 +39,9 @@ CHILD = textwrap.dedent("""
         print("ready", flush=True)
         while True:
             first = writer.size
+            count = rng.randrange(int(sys.argv[3]), int(sys.argv[4]))
             events = [b'{"i":%d,"pad":"%s"}' % (first + k, b"x" * rng.randrange(0, 3000))
-                      for k in range(rng.randrange(1, 60))]
+                      for k in range(count)]
             indexes = writer.append(events)
             print(indexes[0], indexes[-1], flush=True)
 """)
@@ -51,15 +52,25 @@ def _expected(index: int, event: bytes) -> bool:
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_points_loses_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("smallest", "largest"),
+    [
+        pytest.param(1, 60, id="journaled-batches"),
+        # from WriterConfig.seal_directly_from (1024) on, batches are sealed directly
+        pytest.param(600, 2500, id="mixed-with-directly-sealed-batches"),
+    ],
+)
+def test_sigkill_at_random_points_loses_nothing(
+    tmp_path: Path, smallest: int, largest: int
+) -> None:
     root = tmp_path / "log"
     _, vkey = init_log(root, "crash.test/log")
     verifiers = [NoteVerifier.from_vkey(vkey)]
     rng = random.Random(20261127)
     acked: set[int] = set()
-    for round_ in range(12):
+    for round_ in range(10):
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(root), str(round_)],
+            [sys.executable, "-c", CHILD, str(root), str(round_), str(smallest), str(largest)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         assert child.stdout is not None

@@ -32,7 +32,8 @@ from auditseal.core.checkpoint import (
     verify_checkpoint,
 )
 from auditseal.core.hashing import EMPTY_ROOT
-from auditseal.core.note import NoteSigner, NoteVerifier, sign_note
+from auditseal.core.note import sign_note
+from auditseal.core.notekeys import NoteSigner, NoteVerifier
 from auditseal.errors import FormatError, SignatureError
 
 VECTORS = Path(__file__).parents[1] / "vectors"

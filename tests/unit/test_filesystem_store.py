@@ -18,12 +18,13 @@ import pytest
 
 import auditseal
 from auditseal.errors import LogLocked, StorageConflict, StorageError
+from auditseal.storage import durable, filesystem
 from auditseal.storage.filesystem import (
     FilesystemHeadStore,
     FilesystemObjectStore,
-    WriterLock,
     clear_immutable,
 )
+from auditseal.storage.lock import WriterLock
 
 
 @pytest.fixture
@@ -285,7 +286,7 @@ _TRY_LOCK = """
 import sys
 from pathlib import Path
 from auditseal.errors import LogLocked
-from auditseal.storage.filesystem import WriterLock
+from auditseal.storage.lock import WriterLock
 try:
     with WriterLock(Path(sys.argv[1])):
         print("acquired")
@@ -325,3 +326,29 @@ def test_writer_lock_excludes_a_second_holder_in_the_same_process(root: Path) ->
     assert lock.read_text() == ""  # no stale pid once released
     with WriterLock(lock):
         pass
+
+
+def test_large_batch_syncs_the_file_system_twice_instead_of_each_file(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if durable.SYNCFS is None:
+        pytest.skip("libc has no syncfs here")
+    fsyncs: list[int] = []
+    syncs: list[int] = []
+    real_fsync, real_syncfs = os.fsync, durable.SYNCFS
+
+    def spy_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    def spy_syncfs(fd: int) -> int:
+        syncs.append(fd)
+        return real_syncfs(fd)
+
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    monkeypatch.setattr(filesystem, "SYNCFS", spy_syncfs)
+    monkeypatch.setattr(durable, "SYNCFS", spy_syncfs)
+    items = [(f"tile/entries/{i:03d}", bytes([i]) * 10) for i in range(40)]
+    assert FilesystemObjectStore(root).create_many(items) == [True] * 40
+    assert (len(syncs), len(fsyncs)) == (2, 0)
+    assert all((root / key).read_bytes() == data for key, data in items)

@@ -21,6 +21,7 @@ from auditseal.core.hashing import EMPTY_ROOT, leaf_hash, node_hash
 from auditseal.core.merkle import (
     CompactRange,
     fold_right,
+    perfect_root,
     perfect_subtrees,
     root_from_leaf_hashes,
     tree_root,
@@ -207,3 +208,21 @@ def test_fold_right() -> None:
     assert fold_right([a, b, c]) == node_hash(a, node_hash(b, c))
     with pytest.raises(ValueError, match="empty"):
         fold_right([])
+
+
+def test_perfect_root() -> None:
+    assert perfect_root(LEAVES[:1]) == LEAVES[0]
+    assert perfect_root(LEAVES[:8]) == ROOTS[8]
+    for count in (0, 3, 6):
+        with pytest.raises(ValueError, match="2\\*\\*k hashes"):
+            perfect_root(LEAVES[:count])
+
+
+@pytest.mark.parametrize("bad", [b"", b"\x00" * 31, b"\x00" * 33], ids=len)
+def test_compact_range_rejects_leaf_hash_of_wrong_size(bad: bytes) -> None:
+    cr = CompactRange()
+    with pytest.raises(ValueError, match="expected 32"):
+        cr.append(bad)
+    with pytest.raises(ValueError, match="expected 32"):
+        cr.extend([LEAVES[0], bad])
+    assert cr.size == 1  # the good leaf before the bad one was appended

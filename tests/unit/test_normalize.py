@@ -23,13 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditseal.errors import IngestError
-from auditseal.ingest.normalize import (
-    _MISSING,
-    NormalizedEvent,
-    _lenient_json,
-    normalize_bytes,
-    normalize_event,
-)
+from auditseal.ingest.jsliteral import MISSING as _MISSING
+from auditseal.ingest.jsliteral import read_js_literal as _lenient_json
+from auditseal.ingest.normalize import NormalizedEvent, normalize_bytes, normalize_event
 
 CORPUS = Path("/work/shared/corpus")
 DATADOG = CORPUS / "datadog_azure-log-forwarding-orchestration"

@@ -14,17 +14,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from auditseal.core.note import (
-    MAX_SIGNATURES,
-    Note,
-    NoteSignature,
+from auditseal.core.note import MAX_SIGNATURES, Note, NoteSignature, open_note, sign_note
+from auditseal.core.notekeys import (
     NoteSigner,
     NoteVerifier,
     generate_key,
     is_valid_name,
     key_id,
-    open_note,
-    sign_note,
     vkey_from_public_key,
 )
 from auditseal.errors import ConfigError, FormatError, SignatureError

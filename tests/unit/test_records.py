@@ -90,7 +90,7 @@ def _oracle(data: bytes) -> tuple[list[Any], int]:
 
 
 @needs_corpus
-@pytest.mark.parametrize("name", _corpus_files())
+@pytest.mark.parametrize("name", _corpus_files(), ids=lambda name: Path(name).name)
 def test_corpus_file_splits_into_its_events(name: str) -> None:
     data = (CORPUS / name).read_bytes()
     records, rejected = split_records(data)
@@ -106,7 +106,7 @@ def test_corpus_file_splits_into_its_events(name: str) -> None:
 
 
 @needs_corpus
-@pytest.mark.parametrize("name", _corpus_files())
+@pytest.mark.parametrize("name", _corpus_files(), ids=lambda name: Path(name).name)
 def test_corpus_file_same_result_with_tiny_chunks(name: str) -> None:
     data = (CORPUS / name).read_bytes()
     assert list(iter_records(io.BytesIO(data), chunk_bytes=7)) == list(

@@ -32,8 +32,6 @@ from auditseal.core.tiles import (
     MAX_ENTRY_SIZE,
     TILE_WIDTH,
     TileId,
-    TileNodeReader,
-    TileWriter,
     bundle_path,
     decode_bundle,
     decode_tile,
@@ -44,6 +42,7 @@ from auditseal.core.tiles import (
     tile_path,
     tiles_for_size,
 )
+from auditseal.core.tiletree import TileNodeReader, TileWriter
 from auditseal.errors import EntryTooLarge, FormatError
 
 N_LEAVES = 70_000
@@ -332,6 +331,14 @@ def test_writer_around_65536() -> None:
         assert store[tile] == brute_tile(tile), tile
 
 
+def test_writer_rejects_leaf_hash_of_wrong_size() -> None:
+    writer = TileWriter()
+    with pytest.raises(ValueError, match="expected 32"):
+        writer.append(b"\x00" * 31)
+    assert writer.size == 0
+    assert writer.flush() == []
+
+
 def stored_tree(sizes: list[int]) -> tuple[dict[TileId, bytes], dict[int, bytes]]:
     """Append LEAVES, flushing at each of ``sizes``; return the tiles and roots by size."""
     writer = TileWriter()
@@ -363,7 +370,7 @@ def test_resume_reads_only_partial_tiles_and_continues_identically(size: int) ->
     assert resumed.root() == ROOTS[size] == root_from_leaf_hashes(LEAVES[:size])
     assert resumed.flush() == []  # a resumed edge is already stored
 
-    original, _ = TileWriter(), None
+    original = TileWriter()
     original.extend(LEAVES[:size])
     original.flush()
     for batch in (1, 254, 300, 5):

@@ -20,7 +20,7 @@ import pytest
 
 from auditseal.core.checkpoint import Checkpoint, sign_checkpoint
 from auditseal.core.hashing import leaf_hash, node_hash
-from auditseal.core.note import NoteSigner, NoteVerifier
+from auditseal.core.notekeys import NoteSigner, NoteVerifier
 from auditseal.core.tlogproof import MAX_PROOF_HASHES, TlogProof, verify_tlog_proof
 from auditseal.errors import FormatError, InclusionProofError, SignatureError
 

@@ -14,7 +14,7 @@ from auditseal.cli import exitcodes
 from auditseal.cli.output import ProgressBar, print_json
 from auditseal.core.checkpoint import verify_checkpoint
 from auditseal.core.entry import decode_entry
-from auditseal.core.note import NoteVerifier
+from auditseal.core.notekeys import NoteVerifier
 from auditseal.core.proofs import verify_consistency
 from auditseal.core.tlogproof import TlogProof, verify_tlog_proof
 from auditseal.errors import ConfigError, FormatError

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from auditseal.cli import exitcodes
-from auditseal.core.note import NoteVerifier
+from auditseal.core.notekeys import NoteVerifier
 from auditseal.core.tiles import bundle_path
 from auditseal.core.tlogproof import verify_tlog_proof
 from auditseal.ingest.pipeline import ingest

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from auditseal.core.hashing import HASH_SIZE
-from auditseal.core.note import Note, Signer, Verifier, decode_base64, open_note, sign_note
+from auditseal.core.note import Note, open_note, sign_note
+from auditseal.core.notekeys import Signer, Verifier, decode_base64
 from auditseal.errors import FormatError, SignatureError
 
 MAX_TREE_SIZE = 2**63 - 1

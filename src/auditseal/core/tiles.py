@@ -1,4 +1,4 @@
-"""The C2SP tlog-tiles layout of the Merkle tree: paths, codecs, writer edge, node reader.
+"""The C2SP tlog-tiles layout of the Merkle tree: paths, codecs, and which tiles exist.
 
 Implements https://c2sp.org/tlog-tiles ("Merkle Tree" and "Log entries"). The tree is
 stored as write-once *hash tiles* of height 8: tile ``n`` at level ``L`` holds up to 256
@@ -8,22 +8,17 @@ each prefixed by its big-endian uint16 length. The rightmost tile of each level 
 *partial* (fewer than 256 hashes, path suffix ``.p/<W>``): for a tree of size ``s`` it has
 ``floor(s / 256**L) mod 256`` hashes, and a tile of width 0 does not exist.
 
-:class:`TileWriter` keeps only the right edge of the tiled tree (one partial tile per
-level) while entries are appended; :class:`TileNodeReader` answers
-:data:`~auditseal.core.merkle.NodeReader` requests from stored tiles so that proofs and
-roots can be computed for any tree size a checkpoint was published for.
+The tree built from and read through these tiles (the writer's right edge and the node
+reader) is in :mod:`auditseal.core.tiletree`.
 """
-
 from __future__ import annotations
 
-import hashlib
 import re
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from auditseal.core.hashing import HASH_SIZE, NODE_PREFIX
-from auditseal.core.merkle import CompactRange, perfect_root, perfect_subtrees
+from auditseal.core.hashing import HASH_SIZE
 from auditseal.errors import EntryTooLarge, FormatError
 
 TILE_HEIGHT = 8
@@ -37,7 +32,6 @@ ENTRIES_LEVEL = -1
 MAX_TILE_LEVEL = 63
 
 _MASK = TILE_WIDTH - 1
-_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True, order=True)
@@ -146,6 +140,8 @@ def parse_tile_path(path: str) -> TileId:
     return TileId(level, int(index_text.replace("x", "").replace("/", "")), width)
 
 
+_LENGTH = struct.Struct(">H").pack
+
 # --- codecs ----------------------------------------------------------------------------------
 
 
@@ -158,13 +154,15 @@ def encode_bundle(entries: Sequence[bytes]) -> bytes:
     """
     if not 1 <= len(entries) <= TILE_WIDTH:
         raise ValueError(f"an entry bundle holds 1..{TILE_WIDTH} entries, got {len(entries)}")
-    out = bytearray()
+    # One join over (prefix, entry) pairs: growing a bytearray entry by entry cost ~9x
+    # more on 2 KB entries (measured: 560 vs 64 us per 256-entry bundle).
+    parts: list[bytes] = []
     for entry in entries:
         if len(entry) > MAX_ENTRY_SIZE:
             raise EntryTooLarge(len(entry), MAX_ENTRY_SIZE)
-        out += len(entry).to_bytes(2, "big")
-        out += entry
-    return bytes(out)
+        parts.append(_LENGTH(len(entry)))
+        parts.append(entry)
+    return b"".join(parts)
 
 
 def decode_bundle(data: bytes, expected_count: int | None = None) -> list[bytes]:
@@ -236,12 +234,12 @@ def decode_tile(data: bytes, expected_width: int | None = None) -> list[bytes]:
 # --- which tiles a tree size has -------------------------------------------------------------
 
 
-def _levels(size: int) -> range:
+def tile_levels(size: int) -> range:
     """Tile levels that hold at least one hash for a tree of ``size``."""
     return range((size.bit_length() + TILE_HEIGHT - 1) // TILE_HEIGHT)
 
 
-def _rightmost(size: int, level: int) -> tuple[int, int]:
+def rightmost_tile(size: int, level: int) -> tuple[int, int]:
     """(index, width) of the rightmost tile at ``level``; width 0 if there is none."""
     count = size >> (TILE_HEIGHT * level)
     return count >> TILE_HEIGHT, count & _MASK
@@ -250,8 +248,8 @@ def _rightmost(size: int, level: int) -> tuple[int, int]:
 def tiles_for_size(size: int) -> list[TileId]:
     """Every hash tile and entry bundle of a tree of ``size``, full and partial, sorted."""
     tiles: list[TileId] = []
-    for level in (ENTRIES_LEVEL, *_levels(size)):
-        full, width = _rightmost(size, max(level, 0))
+    for level in (ENTRIES_LEVEL, *tile_levels(size)):
+        full, width = rightmost_tile(size, max(level, 0))
         tiles.extend(TileId(level, n) for n in range(full))
         if width:
             tiles.append(TileId(level, full, width))
@@ -261,181 +259,8 @@ def tiles_for_size(size: int) -> list[TileId]:
 def right_edge(size: int) -> list[TileId]:
     """The partial tiles of a tree of ``size``: the bundle first, then each hash level."""
     tiles: list[TileId] = []
-    for level in (ENTRIES_LEVEL, *_levels(size)):
-        full, width = _rightmost(size, max(level, 0))
+    for level in (ENTRIES_LEVEL, *tile_levels(size)):
+        full, width = rightmost_tile(size, max(level, 0))
         if width:
             tiles.append(TileId(level, full, width))
     return tiles
-
-
-class TileWriter:
-    """Writer-side right edge of the tiled tree: O(levels * 256) memory, never the whole tree.
-
-    Keeps the hashes of the current (partial) tile at each level and a compact range,
-    hashes each interior node once as leaves arrive, and hands out the tiles to store on
-    :meth:`flush`. Full tiles completed between two flushes are held until the flush.
-    """
-
-    __slots__ = ("_done", "_flushed", "_level0", "_size", "_stack", "_tiles")
-
-    def __init__(self) -> None:
-        """Start an empty tree."""
-        self._size = 0
-        self._stack: list[bytes] = []  # compact range: roots of perfect_subtrees(0, size)
-        self._tiles: list[list[bytes]] = [[]]  # hashes of the current tile at each level
-        self._level0 = self._tiles[0]  # the same list, without an index on the hot path
-        self._done: list[tuple[TileId, bytes]] = []  # full tiles completed since flush()
-        self._flushed: list[tuple[int, int]] = []  # (index, width) last flushed per level
-
-    @classmethod
-    def resume(cls, size: int, read_tile: Callable[[TileId], bytes]) -> TileWriter:
-        """Rebuild the writer of a tree of ``size`` from its stored partial hash tiles.
-
-        Reads only the partial hash tiles of ``right_edge(size)``, never a full tile: the
-        compact range's nodes in tree levels ``8L .. 8L+7`` are the perfect subtrees of the
-        level-L partial tile (one per set bit of its width), so a level of width 0 has no
-        node there, and its current tile is empty.
-
-        Raises:
-            FormatError: a tile does not decode to the width its path says.
-        """
-        writer = cls()
-        writer._size = size
-        writer._tiles = [[] for _ in _levels(size)] or [[]]
-        for tile in right_edge(size):
-            if not tile.is_bundle:
-                writer._tiles[tile.level] = decode_tile(read_tile(tile), tile.width)
-        writer._level0 = writer._tiles[0]
-        for hashes in reversed(writer._tiles):  # the compact range holds the largest first
-            for sub, i in perfect_subtrees(0, len(hashes)):
-                writer._stack.append(perfect_root(hashes[i << sub : (i + 1) << sub]))
-        writer._flushed = [_rightmost(size, level) for level in range(len(writer._tiles))]
-        return writer
-
-    @property
-    def size(self) -> int:
-        """Number of leaves appended so far."""
-        return self._size
-
-    def append(self, leaf_hash: bytes) -> None:
-        """Add one leaf hash. Hot path: 255 of 256 appends take the short loop.
-
-        Raises:
-            ValueError: ``leaf_hash`` is not 32 bytes (it would corrupt the tiles).
-        """
-        if len(leaf_hash) != 32:
-            raise ValueError(f"leaf hash is {len(leaf_hash)} bytes, expected {HASH_SIZE}")
-        size = self._size
-        self._size = size + 1
-        self._level0.append(leaf_hash)
-        if (size + 1) & 255:
-            stack = self._stack
-            h = leaf_hash
-            while size & 1:  # merges stay below tree level 8: no tile completes
-                h = _sha256(NODE_PREFIX + stack.pop() + h).digest()
-                size >>= 1
-            stack.append(h)
-        else:
-            self._carry(size, leaf_hash)
-
-    def _carry(self, size: int, h: bytes) -> None:
-        """The append that fills the level-0 tile: carry hashes up through the tile levels."""
-        stack, tiles = self._stack, self._tiles
-        level = 0  # tree level of h
-        while size & 1:
-            h = _sha256(NODE_PREFIX + stack.pop() + h).digest()
-            size >>= 1
-            level += 1
-            if level % TILE_HEIGHT == 0:  # h is the root of the full tile just completed
-                below = level // TILE_HEIGHT - 1
-                done = TileId(below, (self._size - 1) >> level)
-                self._done.append((done, b"".join(tiles[below])))
-                tiles[below].clear()
-                if len(tiles) == below + 1:
-                    tiles.append([])
-                tiles[below + 1].append(h)
-        stack.append(h)
-
-    def extend(self, leaf_hashes: Iterable[bytes]) -> None:
-        """Append many leaf hashes; same result as :meth:`append` on each."""
-        append = self.append
-        for h in leaf_hashes:
-            append(h)
-
-    def root(self) -> bytes:
-        """MTH of the tree so far."""
-        return CompactRange(self._size, self._stack).root()
-
-    def flush(self) -> list[tuple[TileId, bytes]]:
-        """Return the encoded hash tiles that changed since the last flush, sorted.
-
-        That is every full tile completed since then, plus the partial tile of each level
-        whose width is > 0 and that differs from the one last flushed. Entry bundles are
-        the caller's job.
-        """
-        out, self._done = self._done, []
-        flushed = self._flushed
-        for level in _levels(self._size):
-            edge = _rightmost(self._size, level)
-            if level == len(flushed):
-                flushed.append((0, 0))
-            if edge[1] and edge != flushed[level]:
-                out.append((TileId(level, *edge), b"".join(self._tiles[level])))
-            flushed[level] = edge
-        out.sort()
-        return out
-
-
-class TileNodeReader:
-    """NodeReader over stored hash tiles for a given tree size, with an LRU of decoded tiles.
-
-    Node ``(l, i)`` lives in tile level ``l // 8``; the node is the root of ``2 ** (l % 8)``
-    consecutive hashes of that tile, which is hashed here. The tile read is the full one,
-    or the partial one of the width the tree size implies.
-    """
-
-    def __init__(
-        self, size: int, read_tile: Callable[[TileId], bytes], cache_tiles: int = 64
-    ) -> None:
-        """Read the tiles of the tree of ``size`` through ``read_tile``.
-
-        Args:
-            size: tree size whose tiles (including partial ones) exist in storage.
-            read_tile: returns the stored bytes of one tile.
-            cache_tiles: how many decoded tiles to keep (least recently used goes first).
-        """
-        self._size = size
-        self._read_tile = read_tile
-        self._cache_tiles = max(cache_tiles, 1)
-        self._cache: OrderedDict[TileId, list[bytes]] = OrderedDict()
-
-    def _tile(self, tile: TileId) -> list[bytes]:
-        hashes = self._cache.get(tile)
-        if hashes is None:
-            hashes = decode_tile(self._read_tile(tile), expected_width=tile.width)
-            self._cache[tile] = hashes
-            if len(self._cache) > self._cache_tiles:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(tile)
-        return hashes
-
-    def __call__(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
-        """Return the hash of each node, in order.
-
-        Raises:
-            ValueError: a node is not a complete perfect subtree of the tree.
-            FormatError: a stored tile does not decode to the expected width.
-        """
-        out: list[bytes] = []
-        for level, index in nodes:
-            if level < 0 or index < 0 or (index + 1) << level > self._size:
-                raise ValueError(f"node ({level}, {index}) is not in a tree of size {self._size}")
-            tile_level, sub = divmod(level, TILE_HEIGHT)
-            first = index << sub  # first stored hash of tile level, global index
-            n, offset = first >> TILE_HEIGHT, first & _MASK
-            full, width = _rightmost(self._size, tile_level)
-            tile = TileId(tile_level, n) if n < full else TileId(tile_level, n, width)
-            hashes = self._tile(tile)
-            out.append(perfect_root(hashes[offset : offset + (1 << sub)]))
-        return out

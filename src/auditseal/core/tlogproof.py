@@ -29,7 +29,7 @@ from auditseal.core.checkpoint import (
     verify_checkpoint,
 )
 from auditseal.core.hashing import HASH_SIZE, leaf_hash
-from auditseal.core.note import Verifier, decode_base64
+from auditseal.core.notekeys import Verifier, decode_base64
 from auditseal.core.proofs import verify_inclusion
 from auditseal.errors import FormatError, InclusionProofError
 

@@ -3,7 +3,9 @@
 Concept: the *field map* of an Azure log table. For each Log Analytics table that an Azure
 audit record belongs in, it lists where each normalized field may be found, best candidate
 first. :mod:`auditseal.ingest.normalize` walks these lists; adding a category means adding
-rows here, not code there.
+rows here, not code there. This module holds the maps for diagnostic-settings records and
+the Activity Log REST shape; the maps for Log Analytics rows, whose columns are named
+differently, are in :mod:`auditseal.ingest.azure_analytics`.
 
 Sources for the table names and field positions (docs/azure.md sections 3.4-3.5, 5.2):
 
@@ -30,8 +32,6 @@ from typing import Literal
 
 __all__ = [
     "ACTIVITY_CATEGORIES",
-    "ANALYTICS_DEFAULT",
-    "ANALYTICS_MAPS",
     "CATEGORY_TABLES",
     "DERIVATIONS",
     "DIAGNOSTIC_DEFAULT",
@@ -329,90 +329,6 @@ FIELD_MAPS: dict[str, FieldMap] = {
     "FunctionAppLogs": replace(DIAGNOSTIC_DEFAULT, level=(("level",), ("properties", "level"))),
 }
 """Table -> field map for diagnostic-settings records (and the Activity Log REST shape)."""
-
-# Log Analytics rows: ``TenantId`` there is the *workspace* id, never the Entra tenant, so
-# the LA maps read the tenant only from AADTenantId.
-ANALYTICS_DEFAULT = FieldMap(
-    time=(("TimeGenerated",),),
-    category=(("Category",),),
-    operation=(("OperationName",),),
-    caller=(("Identity",),),
-    caller_ip=(("CallerIpAddress",), ("IPAddress",)),
-    result=((("ResultType",), "status"), (("Result",), "status")),
-    resource_id=(("_ResourceId",), ("ResourceId",)),
-    subscription_id=(("_SubscriptionId",), ("SubscriptionId",)),
-    tenant_id=(("AADTenantId",),),
-    correlation_id=(("CorrelationId",),),
-    level=(("Level",), ("SeverityLevel",)),
-)
-
-_LA_SIGN_IN = replace(
-    ANALYTICS_DEFAULT,
-    caller=(("UserPrincipalName",), ("AppId",), ("ServicePrincipalId",), ("Identity",)),
-    result=((("ResultType",), "code"),),
-)
-
-ANALYTICS_MAPS: dict[str, FieldMap] = {
-    "AzureActivity": replace(
-        ANALYTICS_DEFAULT,
-        category=(("CategoryValue",), ("Category",)),
-        operation=(("OperationNameValue",), ("OperationName",)),
-        caller=(("Caller",),),
-        result=((("ActivityStatusValue",), "status"), (("ActivityStatus",), "status")),
-    ),
-    "SigninLogs": _LA_SIGN_IN,
-    "AADNonInteractiveUserSignInLogs": _LA_SIGN_IN,
-    "AADServicePrincipalSignInLogs": _LA_SIGN_IN,
-    "AADManagedIdentitySignInLogs": _LA_SIGN_IN,
-    "AuditLogs": replace(
-        ANALYTICS_DEFAULT,
-        caller=(
-            ("InitiatedBy", "user", "userPrincipalName"),
-            ("InitiatedBy", "app", "appId"),
-            ("InitiatedBy", "app", "servicePrincipalId"),
-            ("Identity",),
-        ),
-        caller_ip=(("InitiatedBy", "user", "ipAddress"),),
-        result=((("Result",), "status"),),
-    ),
-    "MicrosoftGraphActivityLogs": replace(
-        ANALYTICS_DEFAULT,
-        operation=("@http_request",),
-        caller=(("UserId",), ("AppId",)),
-        result=((("ResponseStatusCode",), "http"),),
-    ),
-    "AzureDiagnostics": replace(
-        ANALYTICS_DEFAULT,
-        operation=(("action_name_s",), ("OperationName",)),
-        caller=(
-            ("identity_claim_upn_s",),
-            ("identity_claim_http_schemas_xmlsoap_org_ws_2005_05_identity_claims_upn_s",),
-            ("identity_claim_oid_g",),
-            ("identity_claim_appid_g",),
-            ("server_principal_name_s",),
-        ),
-        caller_ip=(("CallerIPAddress",), ("client_ip_s",)),
-        result=((("ResultType",), "status"), (("succeeded_s",), "bool")),
-    ),
-    "StorageBlobLogs": replace(
-        ANALYTICS_DEFAULT,
-        caller=(("RequesterUpn",), ("RequesterObjectId",), ("RequesterAppId",)),
-        result=((("StatusCode",), "http"), (("StatusText",), "status")),
-    ),
-    **dict.fromkeys(
-        ("AKSAudit", "AKSAuditAdmin"),
-        replace(
-            ANALYTICS_DEFAULT,
-            operation=("@k8s_operation",),
-            caller=(("User", "username"),),
-            caller_ip=(("SourceIps", 0),),
-            result=((("ResponseStatus", "code"), "http"),),
-        ),
-    ),
-    "Syslog": replace(ANALYTICS_DEFAULT, operation=(("ProcessName",),), caller=()),
-}
-"""Table -> field map for Log Analytics rows (query results and data-export records)."""
-
 
 # --- derived operations ----------------------------------------------------------------------
 

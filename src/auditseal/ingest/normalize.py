@@ -5,8 +5,10 @@ sealed bytes are never touched; this module reads them and derives a few uniform
 whatever the shape: diagnostic-settings export (PT1H.json / Event Hubs ``records[]``),
 Activity Log REST / portal JSON (``eventTimestamp``, ``operationName.value``) or Log
 Analytics row (``TimeGenerated``, ``OperationNameValue``, ``_ResourceId``). Which field lives
-where is data in :mod:`~auditseal.ingest.azure_categories`; time formats are in
-:mod:`~auditseal.ingest.azure_times`. Nothing here raises on a JSON object: every oddity is
+where is data in :mod:`~auditseal.ingest.azure_categories` and
+:mod:`~auditseal.ingest.azure_analytics`; time formats are in
+:mod:`~auditseal.ingest.azure_times`; single-quoted pseudo-JSON is read by
+:mod:`~auditseal.ingest.jsliteral`. Nothing here raises on a JSON object: every oddity is
 recorded in :attr:`NormalizedEvent.problems` and the field is left empty.
 """
 
@@ -23,7 +25,9 @@ import orjson
 
 from auditseal.errors import IngestError
 from auditseal.ingest import azure_categories as cat
+from auditseal.ingest.azure_analytics import ANALYTICS_DEFAULT, ANALYTICS_MAPS
 from auditseal.ingest.azure_times import parse_azure_time
+from auditseal.ingest.jsliteral import MISSING, read_js_literal
 
 __all__ = ["NormalizedEvent", "normalize_bytes", "normalize_event", "parse_azure_time"]
 
@@ -87,7 +91,7 @@ def normalize_bytes(data: bytes) -> NormalizedEvent:
     try:
         value: object = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        value = _lenient_json(raw.decode("utf-8", errors="replace"))
+        value = read_js_literal(raw.decode("utf-8", errors="replace"))
         if value is _MISSING:
             raise IngestError(f"record is not valid JSON: {exc}") from exc
         problems.append("record is not valid JSON; read it as a JavaScript object literal")
@@ -134,7 +138,7 @@ def normalize_event(event: Mapping[str, object]) -> NormalizedEvent:
 
 # --- reading paths ---------------------------------------------------------------------------
 
-_MISSING = object()
+_MISSING = MISSING  # one "no value" sentinel, shared with the literal reader
 _T = TypeVar("_T")
 _Convert = Callable[[str, object, str], _T | None]
 """(field name, raw value, where) -> converted value, or None after noting a problem."""
@@ -228,7 +232,7 @@ class _Reader:
                 try:
                     decoded = orjson.loads(text)
                 except orjson.JSONDecodeError:
-                    decoded = _lenient_json(text)
+                    decoded = read_js_literal(text)
                     if decoded is _MISSING:
                         self.problems.append(f"{where} is not valid JSON")
                     else:
@@ -261,7 +265,7 @@ def _resolve_table(reader: _Reader) -> tuple[str, cat.FieldMap]:
         table_type = event.get("Type")
         table = table_type.strip() if isinstance(table_type, str) else None
         table = table or _pick(by_category, resource) or cat.FALLBACK_TABLE
-        return table, cat.ANALYTICS_MAPS.get(table, cat.ANALYTICS_DEFAULT)
+        return table, ANALYTICS_MAPS.get(table, ANALYTICS_DEFAULT)
     table = _pick(by_category, resource)
     lowered = (resource or "").lower()
     for marker, rule in cat.RESOURCE_TABLES if table is None else ():
@@ -376,44 +380,3 @@ def _kind(value: object) -> str:
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _lenient_json(text: str) -> object:
-    """A JavaScript object literal (single-quoted strings, bare keys, trailing commas) read
-    as JSON, or ``_MISSING``. Function App logs write ``properties`` this way; like Azure's
-    own consumers, we re-tokenise it into JSON rather than guess with regexes."""
-    pieces: list[str] = []
-    end = 0
-    for match in _JS_TOKEN.finditer(text):
-        if match.start() != end:
-            return _MISSING  # a character no piece accepts
-        piece, end = match.group(), match.end()
-        if piece[0] in "'\"":
-            piece = orjson.dumps(_JS_ESCAPE.sub(_js_unescape, piece[1:-1])).decode()
-        elif piece[0].isalpha() or piece[0] in "_$":
-            piece = piece if piece in ("true", "false", "null") else f'"{piece}"'
-        elif piece in "}]" and pieces and pieces[-1] == ",":
-            pieces.pop()  # JavaScript allows a trailing comma, JSON does not
-        if not piece.isspace():
-            pieces.append(piece)
-    if end != len(text):
-        return _MISSING
-    try:
-        return orjson.loads("".join(pieces))
-    except orjson.JSONDecodeError:
-        return _MISSING
-
-
-_JS_TOKEN = re.compile(
-    r"""\s+|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[{}\[\],:]|-?[\d.][\w.+-]*|[A-Za-z_$][\w$]*""",
-    re.DOTALL,
-)
-_JS_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)", re.DOTALL)
-_JS_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
-
-
-def _js_unescape(match: re.Match[str]) -> str:
-    code = match.group(1)
-    if code[0] in "ux" and len(code) > 1:
-        return chr(int(code[1:], 16))
-    return _JS_ESCAPES.get(code, code)

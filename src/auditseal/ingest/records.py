@@ -27,41 +27,39 @@ its elements; any other object is one event. Every event must be one UTF-8 JSON 
 (checked by :func:`validate_event` with orjson, which also rejects invalid UTF-8 and lone
 surrogate escapes); anything else becomes a :class:`Rejected` with line, offset, reason.
 
-No JSON library reports byte spans, so values are delimited by a small scanner that
-tracks strings, escapes and bracket nesting. It stays fast by letting ``re`` skip
-everything that is not a bracket (whole strings included) in C: Python code runs once per
-bracket, not once per byte, and JSON lines that orjson accepts are not scanned at all.
-The scanner only finds boundaries; validity is always decided by orjson.
+Values are delimited by the byte-span scanner in :mod:`auditseal.ingest.jsonscan`; JSON
+lines that orjson accepts are not scanned at all. The scanner only finds boundaries;
+validity is always decided by orjson. Grammar: RFC 8259 (white space §2, strings and
+escapes §7, UTF-8 §8.1).
 """
 
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 import orjson
 
+from auditseal.ingest.fastjson import OBJECT, UNDECIDED, classify
+from auditseal.ingest.jsonscan import (
+    ENVELOPE_HEAD,
+    OPENERS,
+    WS,
+    Incomplete,
+    Malformed,
+    ScanError,
+    array_spans,
+    scan_value,
+    skip_ws,
+)
+
 __all__ = ["Record", "Rejected", "iter_records", "split_records", "validate_event"]
 
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-_WS = b" \t\r\n"
-_OPENERS = b"{["
 _EXCERPT_CHARS = 80
-
-# A JSON string with no raw newline inside (JSON forbids raw control characters; refusing
-# them lets a truncated line fail on its own line instead of swallowing the next one).
-_STRING = rb'"[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+"'
-# Skip to the next bracket outside strings (the "unrolled loop" form, the fastest in
-# CPython's re); the second form also stops at commas, to cut array elements. Both stop
-# before a '"' that opens an unterminated string.
-_SKIP_NESTED = re.compile(rb'[^"\[\]{}]*+(?:' + _STRING + rb'[^"\[\]{}]*+)*+')
-_SKIP_ELEMENT = re.compile(rb'[^"\[\]{},]*+(?:' + _STRING + rb'[^"\[\]{},]*+)*+')
-_SKIP_WS = re.compile(rb"[ \t\r\n]*+")
-_ENVELOPE_HEAD = re.compile(rb'\{[ \t\r\n]*+"records"[ \t\r\n]*+:[ \t\r\n]*+\[')
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,22 +94,6 @@ class Rejected:
     excerpt: str
 
 
-class _ScanError(Exception):
-    """The scanner could not delimit a value (private control flow)."""
-
-    def __init__(self, message: str, pos: int) -> None:
-        super().__init__(message)
-        self.message, self.pos = message, pos
-
-
-class _Incomplete(_ScanError):
-    """The region ended inside a value: more bytes were needed."""
-
-
-class _Malformed(_ScanError):
-    """Broken structure: a mismatched bracket, a string cut by a newline."""
-
-
 def validate_event(data: bytes) -> str | None:
     """Check that ``data`` is exactly one UTF-8 JSON object.
 
@@ -121,6 +103,8 @@ def validate_event(data: bytes) -> str | None:
     Returns:
         None if valid, else a human-readable reason.
     """
+    if classify(data) != UNDECIDED:
+        return None
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -151,7 +135,7 @@ def iter_records(stream: BinaryIO, *, chunk_bytes: int = 1 << 20) -> Iterator[Re
                        "UTF-8", _excerpt(buf[:_EXCERPT_CHARS]))
         return
     start = len(_BOM) if buf.startswith(_BOM) else 0
-    first = _skip_ws(buf, start, len(buf))
+    first = skip_ws(buf, start, len(buf))
     if first == len(buf):
         return  # empty or white space only
     eol = buf.find(b"\n", first)
@@ -188,7 +172,7 @@ def _read_first_line(stream: BinaryIO, chunk_bytes: int) -> tuple[bytes, bool]:
         pieces.append(more)
         if b"\n" in more:
             buf = b"".join(pieces)
-            first = _skip_ws(buf, 0, len(buf))
+            first = skip_ws(buf, 0, len(buf))
             if first < len(buf) and buf.find(b"\n", first) != -1:
                 return buf, False
             pieces = [buf]
@@ -199,12 +183,12 @@ def _opens_document(buf: bytes, first: int, eol: int) -> bool:
     if buf[first] != 0x7B:
         return False
     try:
-        _scan_value(buf, first, eol)
-    except _Incomplete as exc:
+        scan_value(buf, first, eol)
+    except Incomplete as exc:
         # Cut inside a string: a raw newline in a string is never valid JSON, so this is
         # a broken JSON line rather than the first line of a pretty-printed document.
         return buf[exc.pos] != 0x22
-    except _Malformed:
+    except Malformed:
         return False
     return False
 
@@ -228,18 +212,20 @@ def _split_lines(
             if nl == -1:
                 assert eof  # _read_to_newline stops at a newline or at the end
                 nl, last = len(buf), True
-        s, e = pos, nl
-        while s < e and buf[s] in _WS:
-            s += 1
-        while e > s and buf[e - 1] in _WS:
-            e -= 1
-        if s < e:
-            data = buf[s:e]
-            try:
-                value = loads(data)
-            except decode_error:
-                value = None  # not a dict either way: _line_events finds out why
-            if type(value) is dict and not _is_envelope(value):
+        segment = buf[pos:nl]
+        data = segment.strip(WS)  # in C: a byte loop here was O(white space) in Python
+        if data:
+            s = pos + len(segment) - len(segment.lstrip(WS))
+            e = s + len(data)
+            kind = classify(data)
+            if kind == UNDECIDED:
+                try:
+                    value = loads(data)
+                except decode_error:
+                    value = None  # not a dict either way: _line_events finds out why
+                if type(value) is dict and not _is_envelope(value):
+                    kind = OBJECT
+            if kind == OBJECT:
                 yield Record(data, line, base + s)
             else:
                 yield from _line_events(buf, s, e, line, base, last=last)
@@ -276,17 +262,17 @@ def _line_events(
     p = s
     try:
         while p < e:
-            if buf[p] not in _OPENERS:
-                raise _Malformed("", p)
+            if buf[p] not in OPENERS:
+                raise Malformed("", p)
             found, p = _value_at(buf, p, e, base, lambda _pos: line)
             events.extend(found)
-            p = _skip_ws(buf, p, e)
-    except _ScanError as exc:
+            p = skip_ws(buf, p, e)
+    except ScanError as exc:
         data = buf[s:e]
-        if isinstance(exc, _Incomplete) and last:
+        if isinstance(exc, Incomplete) and last:
             reason = (f"incomplete last line: the input ends without a newline {exc.message} "
                       "(file still being written?)")
-        elif isinstance(exc, _Incomplete):
+        elif isinstance(exc, Incomplete):
             reason = f"incomplete JSON value: the line ends {exc.message}"
         else:
             reason = validate_event(data) or exc.message or "not a JSON object"
@@ -298,16 +284,16 @@ def _split_document(buf: bytes, start: int) -> Iterator[Record | Rejected]:
     """Split a whole document: one or more top-level values separated by white space."""
     line_of = _LineCounter(buf)
     n = len(buf)
-    p = _skip_ws(buf, start, n)
+    p = skip_ws(buf, start, n)
     while p < n:
-        if buf[p] in _OPENERS:
+        if buf[p] in OPENERS:
             try:
                 found, p = _value_at(buf, p, n, 0, line_of)
-            except _Incomplete as exc:
+            except Incomplete as exc:
                 yield Rejected(line_of(p), p, "incomplete JSON document: the input ends "
                                f"{exc.message} (file still being written?)", _excerpt(buf[p:]))
                 return
-            except _Malformed as exc:
+            except Malformed as exc:
                 yield Rejected(line_of(p), p, f"malformed JSON document at line "
                                f"{line_of(exc.pos)}: {exc.message}; the {n - p} bytes from "
                                "here on were not read as events", _excerpt(buf[p:]))
@@ -318,11 +304,11 @@ def _split_document(buf: bytes, start: int) -> Iterator[Record | Rejected]:
             # its line and resynchronise there, where the next value usually starts.
             eol = buf.find(b"\n", p)
             eol = n if eol == -1 else eol
-            junk = buf[p:eol].rstrip(_WS)
+            junk = buf[p:eol].rstrip(WS)
             reason = validate_event(junk) or "not a JSON object"
             yield Rejected(line_of(p), p, reason, _excerpt(junk))
             p = eol
-        p = _skip_ws(buf, p, n)
+        p = skip_ws(buf, p, n)
 
 
 def _value_at(
@@ -331,18 +317,18 @@ def _value_at(
     """Expand the value opening at ``buf[p]``; return its events and the index after it."""
     spans: list[tuple[int, int]] | None = None
     if buf[p] == 0x5B:
-        spans, end = _array_spans(buf, p, limit)
+        spans, end = array_spans(buf, p, limit)
         context = "array element {}: "
-    elif head := _ENVELOPE_HEAD.match(buf, p, limit):
-        spans, end = _array_spans(buf, head.end() - 1, limit)
-        end = _skip_ws(buf, end, limit)
+    elif head := ENVELOPE_HEAD.match(buf, p, limit):
+        spans, end = array_spans(buf, head.end() - 1, limit)
+        end = skip_ws(buf, end, limit)
         context = "records[{}]: "
         if end < limit and buf[end] == 0x7D:
             end += 1
         else:
             spans = None  # "records" is not the only member: an ordinary object
     if spans is None:
-        end = _scan_value(buf, p, limit)
+        end = scan_value(buf, p, limit)
         return [_event(buf, p, end, base, line_of, context="")], end
     return [
         _event(buf, s, e, base, line_of, context=context.format(i))
@@ -360,89 +346,7 @@ def _event(
     return Rejected(line_of(s), base + s, context + reason, _excerpt(data))
 
 
-# --- the scanner -----------------------------------------------------------------------------
-
-
-def _scan_value(buf: bytes, p: int, limit: int) -> int:
-    """Return the index just after the object or array opening at ``buf[p]``."""
-    stack = [buf[p] + 2]  # '{'+2 is '}', '['+2 is ']'
-    match = _SKIP_NESTED.match
-    j = p + 1
-    while True:
-        m = match(buf, j, limit)
-        assert m is not None  # the pattern can match the empty string
-        j = m.end()
-        if j >= limit:
-            raise _Incomplete(_inside(stack[-1]), j)
-        c = buf[j]
-        if c == 0x22:
-            raise _string_error(buf, j, limit)
-        if c in _OPENERS:
-            stack.append(c + 2)
-        elif c != stack.pop():
-            raise _Malformed(f"{chr(c)!r} at byte {j} does not close the open bracket", j)
-        elif not stack:
-            return j + 1
-        j += 1
-
-
-def _array_spans(buf: bytes, p: int, limit: int) -> tuple[list[tuple[int, int]], int]:
-    """Cut the array opening at ``buf[p]`` into element spans (without white space).
-
-    Returns:
-        The (start, end) span of each element, and the index just after the ``]``.
-    """
-    spans: list[tuple[int, int]] = []
-    stack: list[int] = []  # closers expected inside the current element
-    j = start = _skip_ws(buf, p + 1, limit)
-    if j < limit and buf[j] == 0x5D:
-        return spans, j + 1
-    while True:
-        m = (_SKIP_NESTED if stack else _SKIP_ELEMENT).match(buf, j, limit)
-        assert m is not None  # the pattern can match the empty string
-        j = m.end()
-        if j >= limit:
-            raise _Incomplete(_inside(stack[-1] if stack else 0x5D), j)
-        c = buf[j]
-        if c == 0x22:
-            raise _string_error(buf, j, limit)
-        if c == 0x2C:  # a comma outside any bracket of the element ends it
-            spans.append((start, _rstrip_ws(buf, start, j)))
-            j = start = _skip_ws(buf, j + 1, limit)
-            continue
-        if c in _OPENERS:
-            stack.append(c + 2)
-        elif stack:
-            if c != stack.pop():
-                raise _Malformed(f"{chr(c)!r} at byte {j} does not close the open bracket", j)
-        elif c == 0x5D:
-            spans.append((start, _rstrip_ws(buf, start, j)))
-            return spans, j + 1
-        else:
-            raise _Malformed(f"'}}' at byte {j} inside an array", j)
-        j += 1
-
-
-def _string_error(buf: bytes, j: int, limit: int) -> _ScanError:
-    if buf.find(b"\n", j, limit) == -1:
-        return _Incomplete("inside a string", j)
-    return _Malformed(f"the string opened at byte {j} is not closed on its line", j)
-
-
-def _inside(closer: int) -> str:
-    return "inside an unclosed object" if closer == 0x7D else "inside an unclosed array"
-
-
-def _skip_ws(buf: bytes, p: int, limit: int) -> int:
-    m = _SKIP_WS.match(buf, p, limit)
-    assert m is not None  # the pattern can match the empty string
-    return m.end()
-
-
-def _rstrip_ws(buf: bytes, start: int, end: int) -> int:
-    while end > start and buf[end - 1] in _WS:
-        end -= 1
-    return end
+# --- line numbers ----------------------------------------------------------------------------
 
 
 class _LineCounter:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditseal.core.checkpoint import VerifiedCheckpoint, verify_checkpoint
-from auditseal.core.note import NoteVerifier
+from auditseal.core.notekeys import NoteVerifier
 from auditseal.storage.base import HeadStore
 
 

@@ -29,11 +29,12 @@ from auditseal.clock import Clock, SystemClock
 from auditseal.config import WriterConfig
 from auditseal.core.checkpoint import VerifiedCheckpoint
 from auditseal.core.layout import HEAD_KEY
-from auditseal.core.note import NoteSigner, NoteVerifier, generate_key
+from auditseal.core.notekeys import NoteSigner, NoteVerifier, generate_key
 from auditseal.errors import ConfigError, FormatError
 from auditseal.log.head import load_head
 from auditseal.log.writer import LogWriter
-from auditseal.storage.filesystem import FilesystemHeadStore, FilesystemObjectStore, WriterLock
+from auditseal.storage.filesystem import FilesystemHeadStore, FilesystemObjectStore
+from auditseal.storage.lock import WriterLock
 
 STATE_DIR = ".auditseal"
 LOG_CONFIG_FORMAT = 1

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from auditseal.core.checkpoint import VerifiedCheckpoint
 from auditseal.core.proofs import consistency_proof, inclusion_proof
-from auditseal.core.tiles import TILE_WIDTH, TileNodeReader, bundle_path, decode_bundle
+from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle
+from auditseal.core.tiletree import TileNodeReader
 from auditseal.core.tlogproof import TlogProof
 from auditseal.verify.source import LogSource
 

@@ -30,8 +30,9 @@ from auditseal.core.checkpoint import Checkpoint, VerifiedCheckpoint, sign_check
 from auditseal.core.entry import EntryHeader, encode_entry, max_event_bytes
 from auditseal.core.hashing import leaf_hash
 from auditseal.core.layout import history_key
-from auditseal.core.note import NoteSigner, NoteVerifier
-from auditseal.core.tiles import TILE_WIDTH, TileWriter, bundle_path, decode_bundle, encode_bundle
+from auditseal.core.notekeys import NoteSigner, NoteVerifier
+from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle, encode_bundle
+from auditseal.core.tiletree import TileWriter
 from auditseal.errors import LogLocked, StorageConflict, StorageError
 from auditseal.log.head import load_head
 from auditseal.log.journal import Journal
@@ -44,6 +45,7 @@ class _Request:
     first: int = -1
     error: BaseException | None = None
     done: bool = False
+    sealed: bool = False  # sealed directly, not journaled: nothing left to publish
 
 
 @dataclass
@@ -184,7 +186,7 @@ class LogWriter:
                     self._committing = False
                     for item in batch:
                         item.done = True
-                        if item.first >= 0:
+                        if item.first >= 0 and not item.sealed:
                             self._pending.extend(item.entries)
                     self._committed.notify_all()
         if request.error is not None:
@@ -192,6 +194,9 @@ class LogWriter:
         return request.first
 
     def _write_batch(self, batch: list[_Request]) -> None:
+        if sum(len(r.entries) for r in batch) >= self.config.seal_directly_from:
+            self._seal_directly(batch)
+            return
         limit = self.config.commit_max_entries
         chunk: list[_Request] = []
         count = 0
@@ -210,6 +215,35 @@ class LogWriter:
             if request is not None:
                 chunk.append(request)
                 count += len(request.entries)
+
+    def _seal_directly(self, batch: list[_Request]) -> None:
+        """Make a large batch durable by sealing it, skipping the journal.
+
+        A big batch makes only a few partial objects, so sealing it at once writes each
+        byte once (not journal + bundle) and acknowledges it already in a checkpoint.
+        Journaled entries still pending are sealed first, so indexes stay in order.
+        """
+        entries = [e for r in batch for e in r.entries]
+        try:
+            with self._publish_lock:
+                with self._lock:
+                    pending, self._pending = self._pending, []
+                first = self._journal.next_index
+                try:
+                    self._seal([*pending, *entries])
+                except BaseException:
+                    with self._lock:
+                        self._pending[:0] = pending
+                    self._sealed = None
+                    raise
+                self._journal.skip_to(first + len(entries))
+        except BaseException as exc:  # every waiter must learn of it
+            for request in batch:
+                request.error = exc
+            return
+        for request in batch:
+            request.first, request.sealed = first, True
+            first += len(request.entries)
 
     # -- sealing ---------------------------------------------------------------------------
 

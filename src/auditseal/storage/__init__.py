@@ -2,8 +2,9 @@
 
 ``base`` holds the Protocol (write-once objects plus one compare-and-swap head) and the
 key rule shared by every backend; ``memory`` is the reference implementation;
-``filesystem`` keeps a log in a local directory. Cloud backends live in their own modules
-so that importing this package never imports a vendor SDK.
+``filesystem`` keeps a log in a local directory; ``lock`` keeps a second writer off it.
+Cloud backends live in their own modules so that importing this package never imports a
+vendor SDK.
 """
 
 from auditseal.storage.base import (
@@ -17,9 +18,9 @@ from auditseal.storage.base import (
 from auditseal.storage.filesystem import (
     FilesystemHeadStore,
     FilesystemObjectStore,
-    WriterLock,
     clear_immutable,
 )
+from auditseal.storage.lock import WriterLock
 from auditseal.storage.memory import MemoryHeadStore, MemoryObjectStore
 
 __all__ = [

@@ -25,17 +25,17 @@ from dataclasses import dataclass
 from auditseal.core.checkpoint import VerifiedCheckpoint, parse_unverified, verify_checkpoint
 from auditseal.core.hashing import HASH_SIZE, leaf_hash
 from auditseal.core.layout import HEAD_KEY, HISTORY_PREFIX, parse_history_key
-from auditseal.core.note import NoteVerifier
+from auditseal.core.notekeys import NoteVerifier
 from auditseal.core.tiles import (
     ENTRIES_LEVEL,
     TILE_WIDTH,
     TileId,
-    TileWriter,
     bundle_path,
     decode_bundle,
     parse_tile_path,
     right_edge,
 )
+from auditseal.core.tiletree import TileWriter
 from auditseal.errors import FormatError, IntegrityError, ObjectNotFound
 from auditseal.verify.report import VerifyReport
 from auditseal.verify.source import LogSource

@@ -1,0 +1,206 @@
+"""The tiled Merkle tree: built from leaf hashes into tiles, and read back through them.
+
+Implements the tree side of https://c2sp.org/tlog-tiles ("Merkle Tree"); the tile paths,
+codecs and the set of tiles of a tree size are in :mod:`auditseal.core.tiles`.
+
+:class:`TileWriter` keeps only the right edge of the tiled tree (one partial tile per
+level) while entries are appended; :class:`TileNodeReader` answers
+:data:`~auditseal.core.merkle.NodeReader` requests from stored tiles so that proofs and
+roots can be computed for any tree size a checkpoint was published for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+
+from auditseal.core.hashing import HASH_SIZE, NODE_PREFIX
+from auditseal.core.merkle import CompactRange, perfect_root, perfect_subtrees
+from auditseal.core.tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileId,
+    decode_tile,
+    right_edge,
+    rightmost_tile,
+    tile_levels,
+)
+
+__all__ = ["TileNodeReader", "TileWriter"]
+
+_MASK = TILE_WIDTH - 1
+_sha256 = hashlib.sha256
+
+
+class TileWriter:
+    """Writer-side right edge of the tiled tree: O(levels * 256) memory, never the whole tree.
+
+    Keeps the hashes of the current (partial) tile at each level and a compact range,
+    hashes each interior node once as leaves arrive, and hands out the tiles to store on
+    :meth:`flush`. Full tiles completed between two flushes are held until the flush.
+    """
+
+    __slots__ = ("_done", "_flushed", "_level0", "_size", "_stack", "_tiles")
+
+    def __init__(self) -> None:
+        """Start an empty tree."""
+        self._size = 0
+        self._stack: list[bytes] = []  # compact range: roots of perfect_subtrees(0, size)
+        self._tiles: list[list[bytes]] = [[]]  # hashes of the current tile at each level
+        self._level0 = self._tiles[0]  # the same list, without an index on the hot path
+        self._done: list[tuple[TileId, bytes]] = []  # full tiles completed since flush()
+        self._flushed: list[tuple[int, int]] = []  # (index, width) last flushed per level
+
+    @classmethod
+    def resume(cls, size: int, read_tile: Callable[[TileId], bytes]) -> TileWriter:
+        """Rebuild the writer of a tree of ``size`` from its stored partial hash tiles.
+
+        Reads only the partial hash tiles of ``right_edge(size)``, never a full tile: the
+        compact range's nodes in tree levels ``8L .. 8L+7`` are the perfect subtrees of the
+        level-L partial tile (one per set bit of its width), so a level of width 0 has no
+        node there, and its current tile is empty.
+
+        Raises:
+            FormatError: a tile does not decode to the width its path says.
+        """
+        writer = cls()
+        writer._size = size
+        writer._tiles = [[] for _ in tile_levels(size)] or [[]]
+        for tile in right_edge(size):
+            if not tile.is_bundle:
+                writer._tiles[tile.level] = decode_tile(read_tile(tile), tile.width)
+        writer._level0 = writer._tiles[0]
+        for hashes in reversed(writer._tiles):  # the compact range holds the largest first
+            for sub, i in perfect_subtrees(0, len(hashes)):
+                writer._stack.append(perfect_root(hashes[i << sub : (i + 1) << sub]))
+        writer._flushed = [rightmost_tile(size, level) for level in range(len(writer._tiles))]
+        return writer
+
+    @property
+    def size(self) -> int:
+        """Number of leaves appended so far."""
+        return self._size
+
+    def append(self, leaf_hash: bytes) -> None:
+        """Add one leaf hash. Hot path: 255 of 256 appends take the short loop.
+
+        Raises:
+            ValueError: ``leaf_hash`` is not 32 bytes (it would corrupt the tiles).
+        """
+        if len(leaf_hash) != 32:
+            raise ValueError(f"leaf hash is {len(leaf_hash)} bytes, expected {HASH_SIZE}")
+        size = self._size
+        self._size = size + 1
+        self._level0.append(leaf_hash)
+        if (size + 1) & 255:
+            stack = self._stack
+            h = leaf_hash
+            while size & 1:  # merges stay below tree level 8: no tile completes
+                h = _sha256(NODE_PREFIX + stack.pop() + h).digest()
+                size >>= 1
+            stack.append(h)
+        else:
+            self._carry(size, leaf_hash)
+
+    def _carry(self, size: int, h: bytes) -> None:
+        """The append that fills the level-0 tile: carry hashes up through the tile levels."""
+        stack, tiles = self._stack, self._tiles
+        level = 0  # tree level of h
+        while size & 1:
+            h = _sha256(NODE_PREFIX + stack.pop() + h).digest()
+            size >>= 1
+            level += 1
+            if level % TILE_HEIGHT == 0:  # h is the root of the full tile just completed
+                below = level // TILE_HEIGHT - 1
+                done = TileId(below, (self._size - 1) >> level)
+                self._done.append((done, b"".join(tiles[below])))
+                tiles[below].clear()
+                if len(tiles) == below + 1:
+                    tiles.append([])
+                tiles[below + 1].append(h)
+        stack.append(h)
+
+    def extend(self, leaf_hashes: Iterable[bytes]) -> None:
+        """Append many leaf hashes; same result as :meth:`append` on each."""
+        append = self.append
+        for h in leaf_hashes:
+            append(h)
+
+    def root(self) -> bytes:
+        """MTH of the tree so far."""
+        return CompactRange(self._size, self._stack).root()
+
+    def flush(self) -> list[tuple[TileId, bytes]]:
+        """Return the encoded hash tiles that changed since the last flush, sorted.
+
+        That is every full tile completed since then, plus the partial tile of each level
+        whose width is > 0 and that differs from the one last flushed. Entry bundles are
+        the caller's job.
+        """
+        out, self._done = self._done, []
+        flushed = self._flushed
+        for level in tile_levels(self._size):
+            edge = rightmost_tile(self._size, level)
+            if level == len(flushed):
+                flushed.append((0, 0))
+            if edge[1] and edge != flushed[level]:
+                out.append((TileId(level, *edge), b"".join(self._tiles[level])))
+            flushed[level] = edge
+        out.sort()
+        return out
+
+
+class TileNodeReader:
+    """NodeReader over stored hash tiles for a given tree size, with an LRU of decoded tiles.
+
+    Node ``(l, i)`` lives in tile level ``l // 8``; the node is the root of ``2 ** (l % 8)``
+    consecutive hashes of that tile, which is hashed here. The tile read is the full one,
+    or the partial one of the width the tree size implies.
+    """
+
+    def __init__(
+        self, size: int, read_tile: Callable[[TileId], bytes], cache_tiles: int = 64
+    ) -> None:
+        """Read the tiles of the tree of ``size`` through ``read_tile``.
+
+        Args:
+            size: tree size whose tiles (including partial ones) exist in storage.
+            read_tile: returns the stored bytes of one tile.
+            cache_tiles: how many decoded tiles to keep (least recently used goes first).
+        """
+        self._size = size
+        self._read_tile = read_tile
+        self._cache_tiles = max(cache_tiles, 1)
+        self._cache: OrderedDict[TileId, list[bytes]] = OrderedDict()
+
+    def _tile(self, tile: TileId) -> list[bytes]:
+        hashes = self._cache.get(tile)
+        if hashes is None:
+            hashes = decode_tile(self._read_tile(tile), expected_width=tile.width)
+            self._cache[tile] = hashes
+            if len(self._cache) > self._cache_tiles:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(tile)
+        return hashes
+
+    def __call__(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Return the hash of each node, in order.
+
+        Raises:
+            ValueError: a node is not a complete perfect subtree of the tree.
+            FormatError: a stored tile does not decode to the expected width.
+        """
+        out: list[bytes] = []
+        for level, index in nodes:
+            if level < 0 or index < 0 or (index + 1) << level > self._size:
+                raise ValueError(f"node ({level}, {index}) is not in a tree of size {self._size}")
+            tile_level, sub = divmod(level, TILE_HEIGHT)
+            first = index << sub  # first stored hash of tile level, global index
+            n, offset = first >> TILE_HEIGHT, first & _MASK
+            full, width = rightmost_tile(self._size, tile_level)
+            tile = TileId(tile_level, n) if n < full else TileId(tile_level, n, width)
+            hashes = self._tile(tile)
+            out.append(perfect_root(hashes[offset : offset + (1 << sub)]))
+        return out
