@@ -124,15 +124,17 @@ def test_untouched_log_verifies(sealed: tuple[Path, str]) -> None:
     assert (report.entries_checked, report.checkpoints_checked) == (600, 4)
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["serial", "two-workers"])
 @pytest.mark.parametrize(("tamper", "what", "where"),
                          [pytest.param(t, w, loc, id=i) for i, t, w, loc in CASES])
 def test_tampering_is_caught_and_located(
     sealed: tuple[Path, str], tmp_path: Path, tamper: Callable[[Path], None],
-    what: str, where: str,
+    what: str, where: str, workers: int,
 ) -> None:
     root = _copy(sealed[0], tmp_path / "copy")
     tamper(root)
-    report = verify_log(DirectorySource(root), [NoteVerifier.from_vkey(sealed[1])])
+    report = verify_log(DirectorySource(root), [NoteVerifier.from_vkey(sealed[1])],
+                        workers=workers)
     assert not report.ok
     found = [(f.what, f.where) for f in report.findings if f.severity == "error"]
     assert any(what in w and where == loc for w, loc in found), found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ def register(commands: Any, *, log_parents: list[argparse.ArgumentParser],
     )
     verify.add_argument("--origin", default=None, help="expected log origin")
     verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    verify.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+        help="processes hashing entries in parallel (default: one per CPU)",
+    )
     verify.set_defaults(handler=run_verify)
 
     prove = commands.add_parser(
@@ -101,8 +106,10 @@ def run_verify(args: argparse.Namespace) -> int:
     pinned = bool(args.key)
     verifiers = load_verifiers(args.key, fallback=log.verifier_key)
     bar = ProgressBar("verifying", enabled=False if args.no_progress or args.json else None)
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
     report = verify_log(DirectorySource(args.log), verifiers, origin=args.origin,
-                        progress=bar.update)
+                        progress=bar.update, workers=args.workers)
     bar.close()
     if args.json:
         print_json({**report.to_json(), "key_pinned": pinned})

@@ -19,12 +19,11 @@ Like Tessera's ``fsck`` this trusts nothing it reads except the verifier keys it
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 
-from auditseal.core.checkpoint import VerifiedCheckpoint, parse_unverified, verify_checkpoint
 from auditseal.core.hashing import HASH_SIZE, leaf_hash
-from auditseal.core.layout import HEAD_KEY, HISTORY_PREFIX, parse_history_key
 from auditseal.core.notekeys import NoteVerifier
 from auditseal.core.tiles import (
     ENTRIES_LEVEL,
@@ -36,18 +35,13 @@ from auditseal.core.tiles import (
     right_edge,
 )
 from auditseal.core.tiletree import TileWriter
-from auditseal.errors import FormatError, IntegrityError, ObjectNotFound
+from auditseal.errors import FormatError, ObjectNotFound
+from auditseal.verify.checkpoints import Trusted, check_checkpoints
 from auditseal.verify.report import VerifyReport
 from auditseal.verify.source import LogSource
 
 Progress = Callable[[int, int], None]
 """Called with (entries done, entries in all) as verification advances."""
-
-
-@dataclass
-class _Trusted:
-    checkpoints: dict[int, VerifiedCheckpoint]
-    size: int
 
 
 def verify_log(
@@ -57,6 +51,7 @@ def verify_log(
     origin: str | None = None,
     head: bytes | None = None,
     progress: Progress | None = None,
+    workers: int = 1,
 ) -> VerifyReport:
     """Verify the log readable through ``source`` against the trusted ``verifiers``.
 
@@ -67,98 +62,20 @@ def verify_log(
         head: the head checkpoint bytes when the head lives apart from ``source``;
             by default the tlog-tiles ``checkpoint`` object is read from ``source``.
         progress: optional callback for a progress bar.
+        workers: processes that read and hash entries in parallel (the tree itself is
+            rebuilt in this process); ``source`` must then be picklable.
     """
     started = time.perf_counter()
     report = VerifyReport()
-    trusted = _check_checkpoints(source, verifiers, origin, head, report)
+    trusted = check_checkpoints(source, verifiers, origin, head, report)
     report.size = trusted.size
     if trusted.checkpoints:
         newest = trusted.checkpoints[trusted.size]
         report.origin = newest.origin
         report.root_hash = newest.root_hash.hex()
-    _check_tree(source, trusted, report, progress)
+    _check_tree(source, trusted, report, progress, workers)
     report.seconds = time.perf_counter() - started
     return report
-
-
-# -- checkpoints ---------------------------------------------------------------------------
-
-
-def _check_checkpoints(
-    source: LogSource,
-    verifiers: Sequence[NoteVerifier],
-    origin: str | None,
-    head: bytes | None,
-    report: VerifyReport,
-) -> _Trusted:
-    checkpoints: dict[int, VerifiedCheckpoint] = {}
-    for key in source.list(HISTORY_PREFIX):
-        try:
-            named = parse_history_key(key)
-        except FormatError:
-            report.warning("unexpected object", key, "not a checkpoint history name")
-            continue
-        checked = _open_checkpoint(source.read(key), key, verifiers, origin, report)
-        if checked is None:
-            continue
-        if checked.size != named:
-            report.error("misnamed", key, f"holds the checkpoint of size {checked.size}")
-            continue
-        checkpoints[named] = checked
-        report.checkpoints_checked += 1
-    if head is None:
-        try:
-            head = source.read(HEAD_KEY)
-        except ObjectNotFound:
-            report.error("missing", HEAD_KEY, "the log has no head checkpoint")
-    newest = max(checkpoints, default=0)
-    if head is not None:
-        current = _open_checkpoint(head, HEAD_KEY, verifiers, origin, report)
-        if current is not None:
-            report.checkpoints_checked += 1
-            _compare_head(current, checkpoints, newest, report)
-            checkpoints.setdefault(current.size, current)
-    return _Trusted(checkpoints=checkpoints, size=max(checkpoints, default=0))
-
-
-def _open_checkpoint(
-    data: bytes, where: str, verifiers: Sequence[NoteVerifier], origin: str | None,
-    report: VerifyReport,
-) -> VerifiedCheckpoint | None:
-    try:
-        return verify_checkpoint(data, verifiers, origin=origin)
-    except IntegrityError as exc:
-        detail = exc.detail
-        try:
-            claimed = parse_unverified(data)
-            detail = f"{detail} (claims origin {claimed.origin!r}, size {claimed.size})"
-        except FormatError:
-            pass
-        report.error(exc.what, where, detail)
-    except FormatError as exc:
-        report.error("corrupt", where, str(exc))
-    return None
-
-
-def _compare_head(
-    head: VerifiedCheckpoint, history: dict[int, VerifiedCheckpoint], newest: int,
-    report: VerifyReport,
-) -> None:
-    if head.size < newest:
-        report.error(
-            "rolled back", HEAD_KEY,
-            f"the head is the checkpoint of size {head.size}, but the log already "
-            f"published size {newest}",
-        )
-    same = history.get(head.size)
-    if same is not None and same.root_hash != head.root_hash:
-        report.error(
-            "forked", HEAD_KEY,
-            f"size {head.size} with root {head.root_hash.hex()}, but the history holds "
-            f"root {same.root_hash.hex()} for that size",
-        )
-    elif same is None and history:
-        report.warning("not in history", HEAD_KEY, f"no history copy of size {head.size}")
 
 
 # -- the tree ------------------------------------------------------------------------------
@@ -167,7 +84,7 @@ def _compare_head(
 class _TreeCheck:
     """Streams the entries once, rebuilding tiles and comparing as it goes."""
 
-    def __init__(self, source: LogSource, trusted: _Trusted, report: VerifyReport) -> None:
+    def __init__(self, source: LogSource, trusted: Trusted, report: VerifyReport) -> None:
         self.source = source
         self.report = report
         self.size = trusted.size
@@ -193,28 +110,29 @@ class _TreeCheck:
                     "beyond checkpoint", key, f"covers entries past the signed size {self.size}"
                 )
 
-    def check_bundle(self, index: int) -> bool:
-        width = min(TILE_WIDTH, self.size - index * TILE_WIDTH)
-        key = bundle_path(index, width)
-        try:
-            data = self.source.read(key)
-        except ObjectNotFound:
-            self.report.error("missing", key, f"entries {index * TILE_WIDTH}.. cannot be checked")
+    def absorb_bundle(self, index: int, hashed: HashedBundle) -> bool:
+        """Take one bundle's leaf hashes into the rebuilt tree; False if it was unreadable."""
+        key = bundle_path(index, min(TILE_WIDTH, self.size - index * TILE_WIDTH))
+        if isinstance(hashed, str):
+            if hashed == _MISSING:
+                self.report.error("missing", key,
+                                  f"entries {index * TILE_WIDTH}.. cannot be checked")
+            else:
+                self.report.error("truncated", key, hashed)
             return False
-        try:
-            entries = decode_bundle(data, expected_count=width)
-        except FormatError as exc:
-            self.report.error("truncated", key, str(exc))
-            return False
-        self._check_partials((ENTRIES_LEVEL, index), data)
+        leaves, hashed_bytes = hashed
+        if (ENTRIES_LEVEL, index) in self.partials:
+            self._check_partials((ENTRIES_LEVEL, index), self.source.read(key))
         first = index * TILE_WIDTH
-        for offset, entry in enumerate(entries):
-            self.tiles.append(leaf_hash(entry))
-            self.report.bytes_hashed += len(entry)
-            root = self.roots.get(first + offset + 1)
+        append, roots = self.tiles.append, self.roots
+        count = len(leaves) // HASH_SIZE
+        for offset in range(count):
+            append(leaves[offset * HASH_SIZE : (offset + 1) * HASH_SIZE])
+            root = roots.get(first + offset + 1)
             if root is not None:
                 self._check_root(first + offset + 1, root)
-        self.report.entries_checked += len(entries)
+        self.report.entries_checked += count
+        self.report.bytes_hashed += hashed_bytes
         for tile, computed in self.tiles.flush():
             if tile.is_partial:
                 self.partial_edge[tile.level] = (tile, computed)
@@ -364,16 +282,63 @@ def _tile_end(tile: TileId) -> int:
     return (tile.index * TILE_WIDTH + tile.width) << (8 * level)
 
 
+HashedBundle = tuple[bytes, int] | str
+"""A bundle's concatenated leaf hashes and entry bytes, or why it could not be read."""
+_MISSING = "missing"
+_CHUNK_BUNDLES = 16  # bundles per task handed to a worker process
+
+
+def hash_bundles(source: LogSource, size: int, first: int, end: int) -> list[HashedBundle]:
+    """Read bundles ``first .. end-1`` of a tree of ``size`` and hash their entries.
+
+    A module-level function so that worker processes can run it: reading, decoding and
+    hashing the entries is most of verification's work, and it needs no shared state.
+    """
+    out: list[HashedBundle] = []
+    for index in range(first, end):
+        width = min(TILE_WIDTH, size - index * TILE_WIDTH)
+        try:
+            entries = decode_bundle(source.read(bundle_path(index, width)), width)
+        except ObjectNotFound:
+            out.append(_MISSING)
+            continue
+        except FormatError as exc:
+            out.append(str(exc))
+            continue
+        out.append((b"".join([leaf_hash(e) for e in entries]), sum(map(len, entries))))
+    return out
+
+
+def _hashed_bundles(source: LogSource, size: int, workers: int) -> Iterator[HashedBundle]:
+    """Every bundle's leaf hashes in order, hashed by ``workers`` processes when > 1."""
+    bundles = -(-size // TILE_WIDTH)
+    if workers <= 1 or bundles < 2:
+        for start in range(0, bundles, _CHUNK_BUNDLES):
+            yield from hash_bundles(source, size, start, min(start + _CHUNK_BUNDLES, bundles))
+        return
+    # Chunks small enough that every worker gets several (load balance), large enough
+    # that a task's overhead is small next to hashing 16 x 256 entries.
+    chunk = max(1, min(_CHUNK_BUNDLES, bundles // (4 * workers)))
+    starts = range(0, bundles, chunk)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        results = pool.map(
+            hash_bundles, repeat(source), repeat(size), starts,
+            [min(start + chunk, bundles) for start in starts],
+        )
+        for hashed in results:
+            yield from hashed
+
+
 def _check_tree(
-    source: LogSource, trusted: _Trusted, report: VerifyReport, progress: Progress | None
+    source: LogSource, trusted: Trusted, report: VerifyReport, progress: Progress | None,
+    workers: int,
 ) -> None:
     check = _TreeCheck(source, trusted, report)
     check.index_stored_objects()
     if 0 in check.roots:
         check._check_root(0, check.roots[0])
-    bundles = -(-trusted.size // TILE_WIDTH)
-    for index in range(bundles):
-        if not check.check_bundle(index):
+    for index, hashed in enumerate(_hashed_bundles(source, trusted.size, workers)):
+        if not check.absorb_bundle(index, hashed):
             check._blame()
             report.error(
                 "incomplete", f"entries {index * TILE_WIDTH}..{trusted.size - 1}",
