@@ -5,6 +5,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
+AZURITE := .tools/node_modules/.bin/azurite-blob
+AZURITE_VERSION := 3.35.0
+
 .PHONY: demo test install bench clean
 
 $(BIN)/auditseal: pyproject.toml
@@ -15,10 +18,15 @@ $(BIN)/auditseal: pyproject.toml
 
 install: $(BIN)/auditseal
 
+# Azurite (the Azure Storage emulator) for the Blob Storage tests; the tests start and
+# stop their own instance on 127.0.0.1.
+$(AZURITE):
+	npm install --prefix .tools --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
+
 demo: install
 	$(BIN)/auditseal demo
 
-test: install
+test: install $(AZURITE)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -n 2 -q
@@ -27,4 +35,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

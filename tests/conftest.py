@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from auditseal.cli.main import main
 from auditseal.storage import clear_immutable
+from tests.azurite import Azurite, azurite_executable, run_azurite
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -44,6 +46,17 @@ def _deletable_tmp_paths(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     """Clear the immutable attribute sealed files may get, so pytest can delete tmp dirs."""
     yield
     clear_immutable(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """A real Azurite blob service on 127.0.0.1 for the whole session."""
+    if azurite_executable() is None:
+        if os.environ.get("CI"):
+            pytest.fail("azurite-blob is not installed; 'make test' installs it")
+        pytest.skip("azurite-blob not installed here (make test installs it)")
+    with run_azurite() as running:
+        yield running
 
 
 @pytest.fixture

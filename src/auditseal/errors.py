@@ -21,6 +21,8 @@ The tree::
     │   ├── StorageConflict             create of an existing key with different bytes, or a
     │   │                               compare-and-swap that lost
     │   ├── StorageUnavailable          transient: try again later
+    │   ├── StorageRefused              the storage refused a change because the object is
+    │   │                               protected (WORM policy, legal hold, immutable file)
     │   └── LogLocked                   another writer holds the log
     ├── IngestError                     bad input: reject that record with a reason
     │   └── EntryTooLarge               the entry exceeds the tlog-tiles 65,535-byte limit
@@ -133,6 +135,21 @@ class StorageConflict(StorageError):
 
 class StorageUnavailable(StorageError):
     """Transient failure (timeout, throttling, connection reset): retry with backoff."""
+
+
+class StorageRefused(StorageError):
+    """The storage refused to change or delete an object because it is protected.
+
+    Attributes:
+        key: the object.
+        code: the storage's own word for why, e.g. Azure's ``BlobImmutableDueToPolicy`` or
+            ``BlobImmutableDueToLegalHold``, or ``EPERM`` on a file system.
+    """
+
+    def __init__(self, key: str, code: str, message: str = "") -> None:
+        super().__init__(f"{key}: refused ({code}){': ' + message if message else ''}")
+        self.key = key
+        self.code = code
 
 
 class LogLocked(StorageError):

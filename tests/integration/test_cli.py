@@ -13,6 +13,9 @@ import pytest
 from auditseal.cli import exitcodes
 from auditseal.core.entry import decode_entry
 from auditseal.core.tlogproof import TlogProof
+from auditseal.log.local import latest_checkpoint, load_log
+from auditseal.log.reader import LogReader
+from auditseal.verify import DirectorySource
 from tests.conftest import activity_event, run_cli
 
 
@@ -151,3 +154,16 @@ def test_python_dash_m_and_env_log_location(events_file: Path, tmp_path: Path) -
     verify = subprocess.run([*run, "verify"], env=env, capture_output=True, check=False)
     assert verify.returncode == 0, verify.stderr
     assert b"Traceback" not in verify.stderr
+
+
+def test_reader_iterates_entries_across_bundles(log_dir: tuple[Path, str],
+                                                 events_file: Path) -> None:
+    root, _ = log_dir
+    run_cli("append", events_file, "--log", root)
+    checkpoint = latest_checkpoint(load_log(root))
+    assert checkpoint is not None
+    reader = LogReader(DirectorySource(root), checkpoint)
+    got = list(reader.entries(250, 520))
+    assert [i for i, _ in got] == list(range(250, 520))
+    assert all(decode_entry(e).event == activity_event(i) for i, e in got)
+    assert [i for i, _ in reader.entries(599, 10_000)] == [599]

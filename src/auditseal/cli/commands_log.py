@@ -48,13 +48,12 @@ def register(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_init(args: argparse.Namespace) -> int:
     """Create the log; print its verifier key (the public key to hand auditors)."""
-    root: Path = args.log
     name = args.name or f"{_host_label()}/auditseal/{secrets.token_hex(4)}"
-    log, vkey = init_log(root, name)
+    log, vkey = init_log(args.log, name)
     if args.json:
-        print_json({"log": str(root), "origin": log.origin, "verifier_key": vkey})
+        print_json({"log": log.name, "origin": log.origin, "verifier_key": vkey})
     else:
-        print(f"created log {root}")
+        print(f"created log {log.name}")
         print(f"origin: {log.origin}")
         print("verifier key (give this to auditors; it verifies every checkpoint):")
         print(vkey)
@@ -125,7 +124,7 @@ def run_status(args: argparse.Namespace) -> int:
             immutable += protection.immutable_attr
     journal = log.state / "journal"
     status = {
-        "log": str(log.root),
+        "log": log.name,
         "origin": log.origin,
         "verifier_key": log.verifier_key,
         "size": checkpoint.size if checkpoint else 0,

@@ -19,9 +19,9 @@ from auditseal.core.notekeys import NoteVerifier
 from auditseal.core.proofs import verify_consistency
 from auditseal.core.tlogproof import TlogProof, verify_tlog_proof
 from auditseal.errors import ConfigError, FormatError
-from auditseal.log.local import latest_checkpoint, load_log
+from auditseal.log.local import LocalLog, latest_checkpoint, load_log
 from auditseal.log.reader import LogReader
-from auditseal.verify import DirectorySource, verify_log
+from auditseal.verify import DirectorySource, LogSource, verify_log
 
 CONSISTENCY_FORMAT = "auditseal.dev/consistency-proof@v1"
 
@@ -100,6 +100,18 @@ def load_verifiers(keys: list[str], fallback: str | None = None) -> list[NoteVer
         raise ConfigError(f"bad verifier key: {exc}") from exc
 
 
+def log_source(log: LocalLog) -> tuple[LogSource, bytes | None]:
+    """Read access to a log's tree, and its head bytes when the head lives apart.
+
+    A local log is read as a plain directory (what an auditor would be handed); a remote
+    one through its object store, with the head read from its head store.
+    """
+    if log.remote is None:
+        return DirectorySource(log.root), None
+    head = log.head_store().load()
+    return log.object_store(), None if head is None else head.data
+
+
 def run_verify(args: argparse.Namespace) -> int:
     """Verify the whole log; exit 0 only if everything holds."""
     log = load_log(args.log)
@@ -108,8 +120,9 @@ def run_verify(args: argparse.Namespace) -> int:
     bar = ProgressBar("verifying", enabled=False if args.no_progress or args.json else None)
     if args.workers < 1:
         raise ConfigError("--workers must be at least 1")
-    report = verify_log(DirectorySource(args.log), verifiers, origin=args.origin,
-                        progress=bar.update, workers=args.workers)
+    source, head = log_source(log)
+    report = verify_log(source, verifiers, origin=args.origin, head=head,
+                        progress=bar.update, workers=args.workers if log.remote is None else 1)
     bar.close()
     if args.json:
         print_json({**report.to_json(), "key_pinned": pinned})
@@ -135,7 +148,7 @@ def run_prove(args: argparse.Namespace) -> int:
     checkpoint = latest_checkpoint(log)
     if checkpoint is None:
         raise ConfigError(f"{args.log} has no checkpoint yet")
-    reader = LogReader(DirectorySource(args.log), checkpoint)
+    reader = LogReader(log_source(log)[0], checkpoint)
     try:
         if args.index is not None:
             sys.stdout.buffer.write(

@@ -12,27 +12,28 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from auditseal.cli import commands_log, commands_verify, demo, exitcodes
+from auditseal.cli import commands_collect, commands_log, commands_verify, demo, exitcodes
 from auditseal.errors import AuditsealError
 
 LOG_ENV = "AUDITSEAL_LOG"
 
 
-def default_log_dir() -> Path:
+def default_log_dir() -> str:
     """``$AUDITSEAL_LOG``, else ``$XDG_DATA_HOME/auditseal/log`` (~/.local/share/...)."""
     configured = os.environ.get(LOG_ENV)
     if configured:
-        return Path(configured)
+        return configured
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "auditseal" / "log"
+    return str(Path(data_home) / "auditseal" / "log")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     log_option = argparse.ArgumentParser(add_help=False)
     log_option.add_argument(
-        "--log", type=Path, default=None, metavar="DIR",
-        help=f"the log directory (default: ${LOG_ENV} or ~/.local/share/auditseal/log)",
+        "--log", default=None, metavar="DIR|URL",
+        help=f"the log: a directory or an azblob:// URL (default: ${LOG_ENV} or "
+        "~/.local/share/auditseal/log)",
     )
     json_option = argparse.ArgumentParser(add_help=False)
     json_option.add_argument("--json", action="store_true", help="machine-readable output")
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_log.register(commands, parents=parents)
     commands_verify.register(commands, log_parents=parents, key_option=key_option,
                              json_option=json_option)
+    commands_collect.register(commands, parents=parents)
     demo.register(commands)
     return parser
 

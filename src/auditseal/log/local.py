@@ -1,6 +1,7 @@
-"""A log in a local directory: the default deployment, and the layout ``init`` creates.
+"""Opening a log: its identity, keys, stores and writer; a local directory by default.
 
-::
+A log named by a remote URL (``log.location``) keeps the same private state in a local
+state folder instead of ``DIR/.auditseal``. A local log directory looks like this::
 
     DIR/                          a C2SP tlog-tiles tree any static web server can serve
       checkpoint                  the head (mutable; replaced atomically)
@@ -32,7 +33,9 @@ from auditseal.core.layout import HEAD_KEY
 from auditseal.core.notekeys import NoteSigner, NoteVerifier, generate_key
 from auditseal.errors import ConfigError, FormatError
 from auditseal.log.head import load_head
+from auditseal.log.location import RemoteStorage, resolve
 from auditseal.log.writer import LogWriter
+from auditseal.storage.base import HeadStore, ObjectStore
 from auditseal.storage.filesystem import FilesystemHeadStore, FilesystemObjectStore
 from auditseal.storage.lock import WriterLock
 
@@ -43,29 +46,39 @@ _ORIGIN = re.compile(r"^[\x21-\x2a\x2c-\x7e]{1,200}$")  # printable ASCII, no sp
 
 @dataclass(frozen=True)
 class LocalLog:
-    """Paths and identity of a log directory."""
+    """Identity of a log and where its parts are: local directory or remote storage."""
 
     root: Path
+    """The log directory; for a remote log, its local state folder."""
     origin: str
     verifier_key: str
+    remote: RemoteStorage | None = None
 
     @property
     def state(self) -> Path:
-        """The private state folder."""
-        return self.root / STATE_DIR
+        """The private state folder (keys, journal, lock)."""
+        return self.root if self.remote is not None else self.root / STATE_DIR
+
+    @property
+    def name(self) -> str:
+        """How to name this log to a person."""
+        return self.remote.describe() if self.remote is not None else str(self.root)
 
     @property
     def signing_key_path(self) -> Path:
         """Where the private note key lives."""
         return self.state / "signing.key"
 
-    def object_store(self, *, fsync: bool = True, set_immutable: bool = False
-                     ) -> FilesystemObjectStore:
+    def object_store(self, *, fsync: bool = True, set_immutable: bool = False) -> ObjectStore:
         """The write-once object store of this log."""
+        if self.remote is not None:
+            return self.remote.object_store()
         return FilesystemObjectStore(self.root, fsync=fsync, set_immutable=set_immutable)
 
-    def head_store(self, *, fsync: bool = True) -> FilesystemHeadStore:
+    def head_store(self, *, fsync: bool = True) -> HeadStore:
         """The mutable head of this log."""
+        if self.remote is not None:
+            return self.remote.head_store()
         return FilesystemHeadStore(self.root / HEAD_KEY, fsync=fsync)
 
     def verifier(self) -> NoteVerifier:
@@ -73,8 +86,9 @@ class LocalLog:
         return NoteVerifier.from_vkey(self.verifier_key)
 
 
-def init_log(root: Path, origin: str, clock: Clock | None = None) -> tuple[LocalLog, str]:
-    """Create a new log in ``root``: signing key, config, and the empty checkpoint.
+def init_log(spec: str | Path, origin: str, clock: Clock | None = None
+             ) -> tuple[LocalLog, str]:
+    """Create a new log at ``spec`` (a directory or a remote URL): key, config, empty checkpoint.
 
     Returns the log and its verifier key. Never overwrites an existing key or log.
 
@@ -86,10 +100,15 @@ def init_log(root: Path, origin: str, clock: Clock | None = None) -> tuple[Local
             f"log name {origin!r} must be 1-200 printable ASCII characters without spaces "
             "or '+', e.g. example.com/audit"
         )
-    state = root / STATE_DIR
+    location = resolve(spec)
+    root = location.state_root
+    state = root if location.remote is not None else root / STATE_DIR
     if (state / "signing.key").exists() or (state / "log.json").exists():
-        raise ConfigError(f"{root} already holds an auditseal log; refusing to overwrite its key")
-    if (root / HEAD_KEY).exists() or (root / "tile").exists():
+        raise ConfigError(f"{spec} already holds an auditseal log; refusing to overwrite its key")
+    if location.remote is not None:
+        if location.remote.head_store().load() is not None:
+            raise ConfigError(f"{spec} already holds a log (it has a head checkpoint)")
+    elif (root / HEAD_KEY).exists() or (root / "tile").exists():
         raise ConfigError(f"{root} already holds a tlog-tiles tree; choose an empty directory")
     state.mkdir(parents=True, exist_ok=True)
     skey, vkey = generate_key(origin)
@@ -100,25 +119,27 @@ def init_log(root: Path, origin: str, clock: Clock | None = None) -> tuple[Local
         os.fsync(out.fileno())
     config = {"format": LOG_CONFIG_FORMAT, "origin": origin, "verifier_key": vkey}
     _write_new(state / "log.json", orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n")
-    log = LocalLog(root=root, origin=origin, verifier_key=vkey)
+    log = LocalLog(root=root, origin=origin, verifier_key=vkey, remote=location.remote)
     with open_writer(log, clock=clock):
         pass  # opening a new log publishes its empty checkpoint
     return log, vkey
 
 
-def load_log(root: Path) -> LocalLog:
-    """Read the identity of the log in ``root``.
+def load_log(spec: str | Path) -> LocalLog:
+    """Read the identity of the log at ``spec`` (a directory or a remote URL).
 
     Raises:
         ConfigError: no log there, or its config is damaged.
     """
-    path = root / STATE_DIR / "log.json"
+    location = resolve(spec)
+    root = location.state_root
+    path = (root if location.remote is not None else root / STATE_DIR) / "log.json"
     try:
         config = orjson.loads(path.read_bytes())
     except FileNotFoundError:
         raise ConfigError(
-            f"no auditseal log in {root} (missing {path}); create one with 'auditseal init "
-            f"--log {root}' or point --log / AUDITSEAL_LOG at an existing log"
+            f"no auditseal log at {spec} (missing {path}); create one with 'auditseal init "
+            f"--log {spec}' or point --log / AUDITSEAL_LOG at an existing log"
         ) from None
     except orjson.JSONDecodeError as exc:
         raise ConfigError(f"{path} is damaged: {exc}") from exc
@@ -127,7 +148,7 @@ def load_log(root: Path) -> LocalLog:
     origin, vkey = config.get("origin"), config.get("verifier_key")
     if not isinstance(origin, str) or not isinstance(vkey, str):
         raise ConfigError(f"{path}: 'origin' and 'verifier_key' must be strings")
-    return LocalLog(root=root, origin=origin, verifier_key=vkey)
+    return LocalLog(root=root, origin=origin, verifier_key=vkey, remote=location.remote)
 
 
 def load_signer(log: LocalLog) -> NoteSigner:
@@ -163,9 +184,11 @@ def open_writer(
         LogLocked: another process is writing to this log.
     """
     config = config or WriterConfig()
+    log.state.mkdir(parents=True, exist_ok=True)
     with WriterLock(log.state / "lock"):
         store = log.object_store(fsync=config.fsync, set_immutable=config.set_immutable)
-        store.recover()
+        if isinstance(store, FilesystemObjectStore):
+            store.recover()
         writer = LogWriter(
             store=store,
             head=log.head_store(fsync=config.fsync),

@@ -6,6 +6,8 @@ tiles, so they cost the same at ten entries or ten million and need nothing in m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from auditseal.core.checkpoint import VerifiedCheckpoint
 from auditseal.core.proofs import consistency_proof, inclusion_proof
 from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle
@@ -43,6 +45,21 @@ class LogReader:
         width = min(TILE_WIDTH, self.size - bundle * TILE_WIDTH)
         entries = decode_bundle(self.source.read(bundle_path(bundle, width)), expected_count=width)
         return entries[index % TILE_WIDTH]
+
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(index, entry)`` for ``start <= index < end`` (default: to the size),
+        reading each bundle once."""
+        end = self.size if end is None else min(end, self.size)
+        index = max(start, 0)
+        while index < end:
+            bundle = index // TILE_WIDTH
+            width = min(TILE_WIDTH, self.size - bundle * TILE_WIDTH)
+            data = self.source.read(bundle_path(bundle, width))
+            entries = decode_bundle(data, expected_count=width)
+            stop = min(end, bundle * TILE_WIDTH + width)
+            for position in range(index, stop):
+                yield position, entries[position - bundle * TILE_WIDTH]
+            index = stop
 
     def inclusion_proof(self, index: int) -> list[bytes]:
         """RFC 9162 inclusion proof of entry ``index`` in the checkpointed tree."""

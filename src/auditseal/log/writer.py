@@ -45,7 +45,6 @@ class _Request:
     first: int = -1
     error: BaseException | None = None
     done: bool = False
-    sealed: bool = False  # sealed directly, not journaled: nothing left to publish
 
 
 @dataclass
@@ -152,20 +151,46 @@ class LogWriter:
         """The largest event that ``append`` accepts from ``source``."""
         return max_event_bytes(self.header_line(source))
 
-    def append(self, events: Sequence[bytes], *, source: str | None = None, kind: str = "event"
-               ) -> list[int]:
+    def append(
+        self,
+        events: Sequence[bytes],
+        *,
+        source: str | None = None,
+        sources: Sequence[str | None] | None = None,
+        kind: str = "event",
+    ) -> list[int]:
         """Seal ``events`` (each the bytes of one validated JSON object) durably.
 
-        Returns the log index of each event once all of them are durable.
+        Args:
+            events: the events, in order.
+            source: where all of them came from (recorded in each entry's header).
+            sources: instead, one source per event (a collector records each record's
+                position, so that after a crash it can tell what was sealed).
+            kind: "event", or "alert"/"admin" for auditseal's own records.
+
+        Returns the log index of each event once all of them are durable. When more than
+        ``publish_max_pending`` entries wait for sealing, the caller seals them first
+        (back-pressure: memory stays bounded however fast events arrive).
 
         Raises:
             EntryTooLarge: an event does not fit in an entry; nothing was written.
         """
-        header = self.header_line(source, kind)
-        entries = [encode_entry(header, event) for event in events]
+        if sources is None:
+            header = self.header_line(source, kind)
+            entries = [encode_entry(header, event) for event in events]
+        else:
+            if len(sources) != len(events):
+                raise ValueError("sources must name one source per event")
+            headers: dict[str | None, bytes] = {}
+            entries = []
+            for event, name in zip(events, sources, strict=True):
+                line = headers.get(name)
+                if line is None:
+                    line = headers[name] = self.header_line(name, kind)
+                entries.append(encode_entry(line, event))
         first = self._commit(entries)
         if len(self._pending) >= self.config.publish_max_pending:
-            self._wake.set()
+            self.publish()
         return list(range(first, first + len(entries)))
 
     def _commit(self, entries: list[bytes]) -> int:
@@ -186,7 +211,7 @@ class LogWriter:
                     self._committing = False
                     for item in batch:
                         item.done = True
-                        if item.first >= 0 and not item.sealed:
+                        if item.first >= 0:
                             self._pending.extend(item.entries)
                     self._committed.notify_all()
         if request.error is not None:
@@ -194,9 +219,6 @@ class LogWriter:
         return request.first
 
     def _write_batch(self, batch: list[_Request]) -> None:
-        if sum(len(r.entries) for r in batch) >= self.config.seal_directly_from:
-            self._seal_directly(batch)
-            return
         limit = self.config.commit_max_entries
         chunk: list[_Request] = []
         count = 0
@@ -216,35 +238,6 @@ class LogWriter:
                 chunk.append(request)
                 count += len(request.entries)
 
-    def _seal_directly(self, batch: list[_Request]) -> None:
-        """Make a large batch durable by sealing it, skipping the journal.
-
-        A big batch makes only a few partial objects, so sealing it at once writes each
-        byte once (not journal + bundle) and acknowledges it already in a checkpoint.
-        Journaled entries still pending are sealed first, so indexes stay in order.
-        """
-        entries = [e for r in batch for e in r.entries]
-        try:
-            with self._publish_lock:
-                with self._lock:
-                    pending, self._pending = self._pending, []
-                first = self._journal.next_index
-                try:
-                    self._seal([*pending, *entries])
-                except BaseException:
-                    with self._lock:
-                        self._pending[:0] = pending
-                    self._sealed = None
-                    raise
-                self._journal.skip_to(first + len(entries))
-        except BaseException as exc:  # every waiter must learn of it
-            for request in batch:
-                request.error = exc
-            return
-        for request in batch:
-            request.first, request.sealed = first, True
-            first += len(request.entries)
-
     # -- sealing ---------------------------------------------------------------------------
 
     def publish(self, *, force: bool = False) -> VerifiedCheckpoint | None:
@@ -252,18 +245,21 @@ class LogWriter:
 
         Returns the new checkpoint, or None when nothing was pending (and not ``force``).
         """
+        limit = self.config.publish_max_pending
+        published = None
         with self._publish_lock:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            if not batch and not force:
-                return None
-            try:
-                return self._seal(batch)
-            except BaseException:
+            while True:
                 with self._lock:
-                    self._pending[:0] = batch
-                self._sealed = None  # rebuild the edge from storage on the next attempt
-                raise
+                    batch, self._pending = self._pending[:limit], self._pending[limit:]
+                if not batch and not (force and published is None):
+                    return published
+                try:
+                    published = self._seal(batch)
+                except BaseException:
+                    with self._lock:
+                        self._pending[:0] = batch
+                    self._sealed = None  # rebuild the edge from storage on the next attempt
+                    raise
 
     def _seal(self, batch: list[bytes]) -> VerifiedCheckpoint:
         old_size = self.checkpoint.size if self.checkpoint else 0
