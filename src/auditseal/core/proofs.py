@@ -67,9 +67,17 @@ def _consistency_ranges(old_size: int, new_size: int) -> list[_Range]:
     return ranges
 
 
+def _range_nodes(start: int, end: int) -> list[tuple[int, int]]:
+    """The perfect subtrees covering [start, end); most proof ranges are one aligned node."""
+    n = end - start
+    if n & (n - 1) == 0 and start % n == 0:  # fast path: skips the general decomposition
+        return [(n.bit_length() - 1, start // n)]
+    return perfect_subtrees(start, end)
+
+
 def _hash_ranges(ranges: Sequence[_Range], read_nodes: NodeReader) -> list[bytes]:
     """Hash each leaf range from its perfect subtrees, fetched in one batch."""
-    per_range = [perfect_subtrees(start, end) for start, end in ranges]
+    per_range = [_range_nodes(start, end) for start, end in ranges]
     wanted = list(dict.fromkeys(node for nodes in per_range for node in nodes))
     if not wanted:  # a one-leaf tree's proof is empty: do not touch storage
         return []
@@ -77,7 +85,10 @@ def _hash_ranges(ranges: Sequence[_Range], read_nodes: NodeReader) -> list[bytes
     if len(fetched) != len(wanted):
         raise ValueError(f"node reader returned {len(fetched)} hashes for {len(wanted)} nodes")
     by_node = dict(zip(wanted, fetched, strict=True))
-    return [fold_right([by_node[node] for node in nodes]) for nodes in per_range]
+    return [
+        by_node[nodes[0]] if len(nodes) == 1 else fold_right([by_node[node] for node in nodes])
+        for nodes in per_range
+    ]
 
 
 def inclusion_proof(index: int, size: int, read_nodes: NodeReader) -> list[bytes]:

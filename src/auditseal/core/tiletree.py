@@ -151,6 +151,9 @@ class TileWriter:
         return out
 
 
+_MAX_TILE_LEVELS = 8  # 256**8 = 2**64 leaves: every tree a uint64 size can name
+
+
 class TileNodeReader:
     """NodeReader over stored hash tiles for a given tree size, with an LRU of decoded tiles.
 
@@ -172,18 +175,35 @@ class TileNodeReader:
         self._size = size
         self._read_tile = read_tile
         self._cache_tiles = max(cache_tiles, 1)
-        self._cache: OrderedDict[TileId, list[bytes]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, int], list[list[bytes]]] = OrderedDict()
+        self._edges = [rightmost_tile(size, level) for level in range(_MAX_TILE_LEVELS)]
 
-    def _tile(self, tile: TileId) -> list[bytes]:
-        hashes = self._cache.get(tile)
-        if hashes is None:
-            hashes = decode_tile(self._read_tile(tile), expected_width=tile.width)
-            self._cache[tile] = hashes
-            if len(self._cache) > self._cache_tiles:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(tile)
-        return hashes
+    def _tile(self, key: tuple[int, int, int]) -> list[list[bytes]]:
+        """The tile's hashes and every complete node above them inside the tile.
+
+        ``levels[k][j]`` is the root of stored hashes ``j * 2**k .. (j+1) * 2**k - 1``.
+        Computing all of them costs what one proof needs anyway (255 hashes for a full
+        tile), and keeping them makes a cached proof a few lookups with no hashing. The
+        cache is keyed by plain tuples: building a TileId per node cost more than the rest.
+        """
+        cache = self._cache
+        levels = cache.get(key)
+        if levels is not None:
+            cache.move_to_end(key)
+            return levels
+        tile = TileId(*key)
+        hashes = decode_tile(self._read_tile(tile), expected_width=tile.width)
+        levels = [hashes]
+        while len(levels[-1]) > 1:
+            below = levels[-1]
+            levels.append([
+                _sha256(NODE_PREFIX + below[j] + below[j + 1]).digest()
+                for j in range(0, len(below) - 1, 2)
+            ])
+        cache[key] = levels
+        if len(cache) > self._cache_tiles:
+            cache.popitem(last=False)
+        return levels
 
     def __call__(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
         """Return the hash of each node, in order.
@@ -193,14 +213,19 @@ class TileNodeReader:
             FormatError: a stored tile does not decode to the expected width.
         """
         out: list[bytes] = []
-        for level, index in nodes:
-            if level < 0 or index < 0 or (index + 1) << level > self._size:
-                raise ValueError(f"node ({level}, {index}) is not in a tree of size {self._size}")
-            tile_level, sub = divmod(level, TILE_HEIGHT)
+        cache, edges, size = self._cache, self._edges, self._size
+        for level, index in nodes:  # hot loop of cached proofs: kept to plain operations
+            if level < 0 or index < 0 or (index + 1) << level > size:
+                raise ValueError(f"node ({level}, {index}) is not in a tree of size {size}")
+            tile_level, sub = level >> 3, level & 7  # TILE_HEIGHT == 8
             first = index << sub  # first stored hash of tile level, global index
-            n, offset = first >> TILE_HEIGHT, first & _MASK
-            full, width = rightmost_tile(self._size, tile_level)
-            tile = TileId(tile_level, n) if n < full else TileId(tile_level, n, width)
-            hashes = self._tile(tile)
-            out.append(perfect_root(hashes[offset : offset + (1 << sub)]))
+            n = first >> TILE_HEIGHT
+            full, width = edges[tile_level]
+            key = (tile_level, n, TILE_WIDTH if n < full else width)
+            levels = cache.get(key)
+            if levels is None:
+                levels = self._tile(key)
+            else:
+                cache.move_to_end(key)
+            out.append(levels[sub][(first & _MASK) >> sub])
         return out
