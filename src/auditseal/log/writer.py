@@ -33,7 +33,7 @@ from auditseal.core.layout import history_key
 from auditseal.core.notekeys import NoteSigner, NoteVerifier
 from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle, encode_bundle
 from auditseal.core.tiletree import TileWriter
-from auditseal.errors import LogLocked, StorageConflict, StorageError
+from auditseal.errors import LogLocked, OverloadError, StorageConflict, StorageError
 from auditseal.log.head import load_head
 from auditseal.log.journal import Journal
 from auditseal.storage.base import HeadStore, ObjectStore
@@ -174,6 +174,8 @@ class LogWriter:
 
         Raises:
             EntryTooLarge: an event does not fit in an entry; nothing was written.
+            OverloadError: with these, more than ``max_unsealed`` entries would wait for
+                sealing (the storage is down or slow); nothing was written.
         """
         if sources is None:
             header = self.header_line(source, kind)
@@ -188,9 +190,21 @@ class LogWriter:
                 if line is None:
                     line = headers[name] = self.header_line(name, kind)
                 entries.append(encode_entry(line, event))
+        backlog = len(self._pending)
+        if backlog + len(entries) > self.config.max_unsealed:
+            raise OverloadError(
+                f"{backlog} acknowledged entries are waiting to be sealed (storage: "
+                f"{self.publish_error or 'busy'}); retry later",
+                retry_after_s=max(1.0, self.config.publish_interval_s),
+            )
         first = self._commit(entries)
         if len(self._pending) >= self.config.publish_max_pending:
-            self.publish()
+            try:
+                self.publish()
+            except StorageError as exc:
+                # The entries are durable in the journal: the append succeeded. Sealing
+                # resumes when the storage is back; max_unsealed bounds the backlog.
+                self.publish_error = exc
         return list(range(first, first + len(entries)))
 
     def _commit(self, entries: list[bytes]) -> int:

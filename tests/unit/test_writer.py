@@ -1,0 +1,86 @@
+"""The writer over an in-memory store that can fail: outages, back-pressure, overload."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from auditseal.clock import FixedClock
+from auditseal.config import WriterConfig
+from auditseal.core.notekeys import NoteSigner, NoteVerifier, generate_key
+from auditseal.errors import OverloadError, StorageUnavailable
+from auditseal.log.writer import LogWriter
+from auditseal.storage.memory import MemoryHeadStore, MemoryObjectStore
+from auditseal.verify import verify_log
+
+
+class FlakyStoreDouble(MemoryObjectStore):
+    """The reference store, except that writes fail while ``down`` (an outage double)."""
+
+    down = False
+
+    def create_many(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        if self.down:
+            raise StorageUnavailable("storage is down (test double)")
+        return super().create_many(items)
+
+    def create(self, key: str, data: bytes) -> bool:
+        return self.create_many([(key, data)])[0]
+
+
+def _writer(tmp_path: Path, store: MemoryObjectStore, head: MemoryHeadStore,
+            config: WriterConfig) -> tuple[LogWriter, NoteVerifier]:
+    skey, vkey = generate_key("writer.test/log")
+    verifier = NoteVerifier.from_vkey(vkey)
+    writer = LogWriter(
+        store=store, head=head, signer=NoteSigner.from_private_key(skey), verifier=verifier,
+        origin="writer.test/log", journal_dir=tmp_path / "journal",
+        clock=FixedClock(datetime(2026, 11, 27, tzinfo=UTC)), config=config,
+    )
+    writer.open()
+    return writer, verifier
+
+
+def _events(n: int, start: int = 0) -> list[bytes]:
+    return [b'{"n":%d}' % i for i in range(start, start + n)]
+
+
+def test_outage_keeps_acknowledging_then_drains(tmp_path: Path) -> None:
+    store, head = FlakyStoreDouble(), MemoryHeadStore()
+    config = WriterConfig(fsync=False, publish_max_pending=100, max_unsealed=1000)
+    writer, verifier = _writer(tmp_path, store, head, config)
+    store.down = True
+    indexes = [i for k in range(5) for i in writer.append(_events(150, 150 * k))]
+    assert indexes == list(range(750))  # acknowledged: durable in the journal
+    assert writer.checkpoint is not None
+    assert writer.checkpoint.size == 0
+    assert isinstance(writer.publish_error, StorageUnavailable)
+
+    with pytest.raises(OverloadError, match="waiting to be sealed"):
+        writer.append(_events(300, 750))
+    assert writer.size == 750  # the refused batch wrote nothing
+
+    store.down = False
+    checkpoint = writer.publish()
+    assert checkpoint is not None
+    assert checkpoint.size == 750
+    loaded = head.load()
+    assert loaded is not None
+    report = verify_log(store, [verifier], head=loaded.data)
+    assert report.ok, report.findings
+    assert report.entries_checked == 750
+    writer.close()
+
+
+def test_publish_seals_in_chunks_of_publish_max_pending(tmp_path: Path) -> None:
+    store, head = MemoryObjectStore(), MemoryHeadStore()
+    config = WriterConfig(fsync=False, publish_max_pending=256, max_unsealed=10_000)
+    writer, _ = _writer(tmp_path, store, head, config)
+    writer.append(_events(200))
+    writer.append(_events(200, 200))  # over the limit: the appender seals (back-pressure)
+    history = store.list("checkpoints/")
+    assert [int(k.rsplit("/", 1)[1]) for k in history] == [0, 256, 400]
+    writer.close()
