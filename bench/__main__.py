@@ -14,15 +14,22 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import append, latency, memory, proofs, verify
+from bench import alerts as alerts_bench
+from bench import append, azure, latency, memory, proofs, verify
+from bench import collector as collector_lag
+from bench import search as search_bench
 from bench.data import PROFILES, Profile, Result, print_table, summary_rows
 
 BENCHMARKS: dict[str, Callable[[Profile], list[Result]]] = {
+    "alerts": alerts_bench.run,  # --only alerts: streaming Sigma evaluation (issue 4)
     "append": append.run,
     "latency": latency.run,
     "verify": verify.run,
     "proofs": proofs.run,
     "memory": memory.run,
+    "azure": azure.run,
+    "collector": collector_lag.run,
+    "search": search_bench.run,
 }
 
 

@@ -3,17 +3,20 @@
 Each test takes the ``store`` or ``head_store`` fixture, which is parametrized over
 ``OBJECT_BACKENDS`` / ``HEAD_BACKENDS``. A new backend (Azure Blob on Azurite) joins by
 adding one factory to those tables; a factory may ``pytest.skip`` when its service is not
-available here.
+available here. The Azure backends run on the session's Azurite (``azurite`` fixture):
+each test gets fresh containers.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import BlobServiceClient
 
 import auditseal.storage
 from auditseal.errors import FormatError, ObjectNotFound, StorageConflict
@@ -28,6 +31,14 @@ from auditseal.storage import (
     ObjectStore,
     clear_immutable,
 )
+from auditseal.storage.azure_blob import (
+    AzureBlobHeadStore,
+    AzureBlobObjectStore,
+    AzureImmutabilityConfig,
+)
+from auditseal.storage.azure_errors import AzureRetryConfig, RequestCounter
+from auditseal.storage.azure_location import client_options
+from tests.azurite import Azurite
 
 # --- backends ----------------------------------------------------------------------------
 
@@ -63,26 +74,79 @@ def _filesystem_head(tmp_path: Path) -> Iterator[HeadStore]:
     yield FilesystemHeadStore(tmp_path / "log" / "checkpoint")
 
 
-OBJECT_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[ObjectStore]]] = {
+def _azure_container(azurite: Azurite | None) -> tuple[BlobServiceClient, RequestCounter]:
+    if azurite is None:
+        pytest.skip("the Azure backends need the azurite fixture")
+    counter = RequestCounter()
+    # Retries off: a contract failure should show at once, not after backoff.
+    options = client_options(AzureRetryConfig(retries=0), counter, pool_size=16)
+    return BlobServiceClient.from_connection_string(azurite.connection_string,
+                                                    **options), counter
+
+
+@contextmanager
+def _azure_objects(tmp_path: Path, azurite: Azurite | None = None,
+                   immutability: AzureImmutabilityConfig | None = None) -> Iterator[ObjectStore]:
+    service, counter = _azure_container(azurite)
+    container = service.get_container_client(f"contract-{uuid.uuid4().hex[:16]}")
+    backend = AzureBlobObjectStore(container, immutability=immutability, counter=counter)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@contextmanager
+def _azure_immutability_objects(tmp_path: Path, azurite: Azurite | None = None
+                                ) -> Iterator[ObjectStore]:
+    # Azurite ignores per-blob immutability and answers 501 when asked outright: the
+    # store must still behave, and say so in protection().
+    config = AzureImmutabilityConfig(retention_days=1, legal_hold=True)
+    with _azure_objects(tmp_path, azurite, config) as backend:
+        yield backend
+
+
+@contextmanager
+def _azure_head(tmp_path: Path, azurite: Azurite | None = None) -> Iterator[HeadStore]:
+    service, counter = _azure_container(azurite)
+    container = service.get_container_client(f"contract-{uuid.uuid4().hex[:16]}-head")
+    backend = AzureBlobHeadStore(container, "log/checkpoint", counter=counter)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+OBJECT_BACKENDS: dict[str, Callable[..., AbstractContextManager[ObjectStore]]] = {
     "memory": _memory_objects,
     "filesystem": _filesystem_objects,
     "filesystem-immutable": _filesystem_immutable_objects,
+    "azure": _azure_objects,
+    "azure-immutability": _azure_immutability_objects,
 }
-HEAD_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[HeadStore]]] = {
+HEAD_BACKENDS: dict[str, Callable[..., AbstractContextManager[HeadStore]]] = {
     "memory": _memory_head,
     "filesystem": _filesystem_head,
+    "azure": _azure_head,
 }
+
+
+def _services(request: pytest.FixtureRequest) -> dict[str, Azurite]:
+    """The services a backend needs, by keyword: Azurite for the azure ones (may skip)."""
+    if str(request.param).startswith("azure"):
+        return {"azurite": request.getfixturevalue("azurite")}
+    return {}
 
 
 @pytest.fixture(params=list(OBJECT_BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    with OBJECT_BACKENDS[request.param](tmp_path) as backend:
+    with OBJECT_BACKENDS[request.param](tmp_path, **_services(request)) as backend:
         yield backend
 
 
 @pytest.fixture(params=list(HEAD_BACKENDS))
 def head_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HeadStore]:
-    with HEAD_BACKENDS[request.param](tmp_path) as backend:
+    with HEAD_BACKENDS[request.param](tmp_path, **_services(request)) as backend:
         yield backend
 
 

@@ -84,3 +84,53 @@ def test_publish_seals_in_chunks_of_publish_max_pending(tmp_path: Path) -> None:
     history = store.list("checkpoints/")
     assert [int(k.rsplit("/", 1)[1]) for k in history] == [0, 256, 400]
     writer.close()
+
+
+class LostAnswerHeadDouble(MemoryHeadStore):
+    """A head store whose next swap is applied but answered with a timeout."""
+
+    lose_next = False
+
+    def swap(self, data: bytes, expected: str | None) -> str:
+        version = super().swap(data, expected)
+        if self.lose_next:
+            self.lose_next = False
+            raise StorageUnavailable("timeout after the swap was applied (test double)")
+        return version
+
+
+def test_a_swap_whose_answer_was_lost_does_not_wedge_the_writer(tmp_path: Path) -> None:
+    store, head = MemoryObjectStore(), LostAnswerHeadDouble()
+    writer, verifier = _writer(tmp_path, store, head, WriterConfig(fsync=False))
+    writer.append(_events(10))
+    head.lose_next = True
+    assert writer.publish() is not None
+    writer.append(_events(5, 10))
+    checkpoint = writer.publish()
+    assert checkpoint is not None
+    assert checkpoint.size == 15
+    loaded = head.load()
+    assert loaded is not None
+    assert verify_log(store, [verifier], head=loaded.data).ok
+    writer.close()
+
+
+def test_publish_takes_only_what_was_pending_when_called(tmp_path: Path) -> None:
+    store, head = MemoryObjectStore(), MemoryHeadStore()
+    writer, _ = _writer(tmp_path, store, head, WriterConfig(fsync=False))
+    writer.append(_events(10))
+    original = writer._seal
+    calls: list[int] = []
+
+    def seal_and_append_meanwhile(batch: list[bytes]) -> object:
+        calls.append(len(batch))
+        if len(calls) == 1:
+            writer.append(_events(7, 10))  # arrives during the seal
+        return original(batch)
+
+    writer._seal = seal_and_append_meanwhile  # type: ignore[method-assign,assignment]
+    checkpoint = writer.publish()
+    assert checkpoint is not None
+    assert checkpoint.size == 10
+    assert calls == [10]
+    writer.close()

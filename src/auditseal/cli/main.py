@@ -12,7 +12,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from auditseal.cli import commands_collect, commands_log, commands_verify, demo, exitcodes
+from auditseal.cli import (
+    commands_alerts,
+    commands_azure,
+    commands_collect,
+    commands_index,
+    commands_log,
+    commands_probe,
+    commands_query,
+    commands_verify,
+    demo,
+    exitcodes,
+)
 from auditseal.errors import AuditsealError
 
 LOG_ENV = "AUDITSEAL_LOG"
@@ -54,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands_verify.register(commands, log_parents=parents, key_option=key_option,
                              json_option=json_option)
     commands_collect.register(commands, parents=parents)
+    commands_alerts.register(commands, parents=parents)
+    commands_index.register(commands, parents=parents)
+    commands_query.register(commands, parents=parents)
+    commands_probe.register(commands, parents=parents)
+    commands_azure.register(commands, parents=parents)
     demo.register(commands)
     return parser
 

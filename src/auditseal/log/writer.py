@@ -33,7 +33,13 @@ from auditseal.core.layout import history_key
 from auditseal.core.notekeys import NoteSigner, NoteVerifier
 from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle, encode_bundle
 from auditseal.core.tiletree import TileWriter
-from auditseal.errors import LogLocked, OverloadError, StorageConflict, StorageError
+from auditseal.errors import (
+    LogLocked,
+    OverloadError,
+    StorageConflict,
+    StorageError,
+    StorageUnavailable,
+)
 from auditseal.log.head import load_head
 from auditseal.log.journal import Journal
 from auditseal.storage.base import HeadStore, ObjectStore
@@ -93,7 +99,7 @@ class LogWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._publisher: threading.Thread | None = None
-        self.publish_error: BaseException | None = None
+        self.publish_error: Exception | None = None
         self.recovered_entries = 0
         self.torn_bytes = 0
 
@@ -262,9 +268,15 @@ class LogWriter:
         limit = self.config.publish_max_pending
         published = None
         with self._publish_lock:
+            with self._lock:
+                # Only what is pending now: entries arriving meanwhile wait for the next
+                # round, so the publish interval (not the seal time) sets the cadence.
+                remaining = len(self._pending)
             while True:
                 with self._lock:
-                    batch, self._pending = self._pending[:limit], self._pending[limit:]
+                    take = min(limit, remaining)
+                    batch, self._pending = self._pending[:take], self._pending[take:]
+                remaining -= len(batch)
                 if not batch and not (force and published is None):
                     return published
                 try:
@@ -298,13 +310,7 @@ class LogWriter:
         note = sign_checkpoint(checkpoint, [self._signer])
         if objects:
             self._store.create_many(objects)
-        try:
-            self._head_version = self._head.swap(note, self._head_version)
-        except StorageConflict as exc:
-            raise LogLocked(
-                f"the head checkpoint of this log was changed by someone else ({exc}); "
-                "another writer is active, stop it and reopen the log"
-            ) from exc
+        self._swap_head(note)
         # The history copy comes after the head moved: a history newer than the head can
         # then only mean a rollback, never a publish cut short (open() repairs the copy).
         self._store.create(history_key(size), note)
@@ -314,6 +320,30 @@ class LogWriter:
         self._sealed = _Sealed(tiles=tiles, bundle=bundle)
         self._journal.release(size)
         return self.checkpoint
+
+    def _swap_head(self, note: bytes) -> None:
+        """Move the head to ``note`` by compare-and-swap.
+
+        A swap whose answer was lost (a timeout after the storage applied it) leaves our
+        version token stale; the head is then read back, and if it is our note the swap
+        did happen. Anything else on the head means another writer.
+        """
+        try:
+            self._head_version = self._head.swap(note, self._head_version)
+        except StorageUnavailable:
+            current = self._head.load()
+            if current is None or current.data != note:
+                raise
+            self._head_version = current.version
+        except StorageConflict as exc:
+            current = self._head.load()
+            if current is not None and current.data == note:
+                self._head_version = current.version
+                return
+            raise LogLocked(
+                f"the head checkpoint of this log was changed by someone else ({exc}); "
+                "another writer is active, stop it and reopen the log"
+            ) from exc
 
     def _resume_edge(self, size: int) -> _Sealed:
         tiles = TileWriter.resume(size, lambda tile: self._store.read(tile.path))
@@ -352,6 +382,8 @@ class LogWriter:
             try:
                 self.publish()
                 self.publish_error = None
-            except StorageError as exc:
-                # Entries stay durable in the journal; the next round retries.
+            except Exception as exc:  # the publisher thread must outlive any failure
+                # Entries stay durable in the journal; the next round retries. A lasting
+                # failure (expired credentials, a second writer) shows in publish_error and
+                # in the OverloadError that appends get once the backlog is full.
                 self.publish_error = exc

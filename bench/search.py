@@ -1,0 +1,136 @@
+"""Benchmark 7: the search index: indexing throughput, query latency, KQL overhead.
+
+Two parts, because feeding ten million ~2 KB events through the log and ``normalize_bytes``
+would take longer than the whole benchmark suite:
+
+- *indexing*: records from :func:`bench.data.build_records` are sealed into a scratch log
+  (fsync off), then :func:`update_index` derives and inserts every row; we report
+  events/s and the share spent deriving rows (``derive_row``: entry header, normalize, leaf
+  hash) against inserting them;
+- *queries*: N rows are **synthesized directly into DuckDB** with one SQL statement (30
+  days of Activity Log-like rows: 48 operations, 2,000 callers, ~120-byte ``_Event``), and
+  queried through the real read-only :class:`Searcher` with its views. Each query runs as
+  KQL (translation included) and as the same query hand-written in DuckDB SQL with the
+  same semantics (``has`` is a case-insensitive whole-term regular expression), alternating,
+  best of 5 after a warm-up.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from auditseal.index import schema
+from auditseal.index.duckdb_index import derive_row, log_reader, open_index, update_index
+from auditseal.index.query import Searcher, translate_kql
+from bench.data import Profile, Result, build_records, print_table, scratch_dir
+from bench.verify import build_log
+
+ROWS = {"quick": 100_000, "default": 1_000_000, "full": 10_000_000}
+FEED = {"quick": 20_000, "default": 100_000, "full": 200_000}
+GOAL_QUERY_S = 1.0
+GOAL_OVERHEAD = 0.10
+GOAL_FEED = 50_000.0
+RUNS = 5
+
+_TERM_KQL = ("AzureActivity | where TimeGenerated between (datetime(2026-01-10) .. "
+             "datetime(2026-01-11)) and OperationNameValue has \"delete\" "
+             "| project TimeGenerated, Caller, OperationNameValue, _LogIndex")
+_TERM_SQL = ("SELECT TimeGenerated, Caller, OperationNameValue, _LogIndex FROM AzureActivity "
+             "WHERE TimeGenerated BETWEEN TIMESTAMP '2026-01-10' AND TIMESTAMP '2026-01-11' "
+             "AND regexp_matches(OperationNameValue, "
+             "'(?i)(?:^|[^\\pL\\pN])delete(?:$|[^\\pL\\pN])')")
+_SUMMARY_KQL = "AzureActivity | summarize count() by OperationNameValue, bin(TimeGenerated, 1h)"
+_SUMMARY_SQL = ("SELECT OperationNameValue, time_bucket(INTERVAL 1 hour, TimeGenerated) AS "
+                "TimeGenerated, count(*) AS count_ FROM AzureActivity GROUP BY ALL")
+
+_SYNTHESIZE = f"""
+INSERT INTO {schema.EVENTS_TABLE}
+SELECT i, sha256(i::VARCHAR), ts + INTERVAL 2 second, 'file:synthetic', 'event',
+       CASE WHEN i % 10 < 8 THEN 'AzureActivity' ELSE 'SigninLogs' END, ts,
+       'Administrative', op, caller, '203.0.113.' || (i % 250),
+       CASE WHEN i % 17 = 0 THEN 'Failure' ELSE 'Success' END,
+       '/subscriptions/0000/resourceGroups/rg' || (i % 40) || '/providers/x/y/r' || (i % 997),
+       '0000', 'tenant', 'c0ffee-' || i, 'Informational',
+       json_object('operationName', op, 'caller', caller, 'n', i)
+FROM (SELECT i, TIMESTAMP '2026-01-01' + to_microseconds((i * 2592000000000 // $1)) AS ts,
+             'MICROSOFT.' || ['COMPUTE', 'STORAGE', 'KEYVAULT', 'NETWORK', 'AUTHORIZATION',
+                              'INSIGHTS'][1 + i % 6] || '/RESOURCE' || (i % 4) || '/' ||
+             ['WRITE', 'READ', 'DELETE', 'ACTION'][1 + (i // 7) % 4] AS op,
+             'user' || (i * 7919 % 2000) || '@contoso.com' AS caller
+      FROM range($1) t(i))
+"""
+
+
+def _best(run: Callable[[], object]) -> float:
+    times = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def _feed(root: Path, count: int) -> tuple[float, float, float]:
+    """(events/s of update_index, derive share, derive-only events/s)."""
+    log = build_log(root / "log", build_records(count))
+    update = update_index(log)
+    entries = list(log_reader(log).entries())
+    started = time.perf_counter()
+    for index, entry in entries:
+        derive_row(index, entry)
+    derive = time.perf_counter() - started
+    return update.rows / update.seconds, derive / update.seconds, count / derive
+
+
+def run(profile: Profile) -> list[Result]:
+    """Run the search benchmark at the profile's size."""
+    rows, feed = ROWS[profile.name], FEED[profile.name]
+    with scratch_dir("search") as root:
+        feed_rate, derive_share, derive_rate = _feed(root, feed)
+        path = root / "index.duckdb"
+        started = time.perf_counter()
+        with open_index(path) as con:
+            con.execute(_SYNTHESIZE, [rows])
+            con.execute(f"INSERT INTO {schema.STATE_TABLE} VALUES (?, 'synthetic', ?, NULL)",
+                        [schema.INDEX_FORMAT, rows])
+        synthesized = time.perf_counter() - started
+        size_mb = path.stat().st_size / 1e6
+        measured: dict[str, tuple[float, float, int]] = {}
+        with Searcher(path) as searcher:
+            for name, kql, sql in (("term", _TERM_KQL, _TERM_SQL),
+                                   ("summarize", _SUMMARY_KQL, _SUMMARY_SQL)):
+                count = len(searcher.run(kql, max_rows=rows).rows)
+                assert count == len(searcher.run(sql, language="sql", max_rows=rows).rows)
+                kql_s = _best(lambda: searcher.run(kql, max_rows=rows))  # noqa: B023
+                sql_s = _best(lambda: searcher.run(sql, language="sql",  # noqa: B023
+                                                   max_rows=rows))
+                measured[name] = (kql_s, sql_s, count)
+            translate = statistics.median(
+                _best(lambda: translate_kql(_SUMMARY_KQL)) for _ in range(3))
+    table = [
+        (f"{label} ({rows:,} rows)", f"{kql_s * 1000:.0f}", f"{sql_s * 1000:.0f}",
+         f"{(kql_s / sql_s - 1) * 100:+.1f}%", f"{count:,}")
+        for label, (kql_s, sql_s, count) in measured.items()
+    ]
+    print_table(f"7a. Queries over {rows:,} synthesized rows ({size_mb:,.0f} MB index, built "
+                f"in {synthesized:.1f} s; KQL translation alone {translate * 1000:.1f} ms)",
+                ["query", "KQL ms", "hand-written SQL ms", "KQL overhead", "result rows"],
+                table)
+    print_table(f"7b. Indexing from the log ({feed:,} sealed events)",
+                ["update_index events/s", "derive_row only events/s", "derive share"],
+                [(f"{feed_rate:,.0f}", f"{derive_rate:,.0f}", f"{derive_share:.0%}")])
+    results = [
+        Result(f"search: {name} query, {rows:,} rows", kql_s, GOAL_QUERY_S, "s",
+               "<= 1 s", kql_s <= GOAL_QUERY_S, "limit")
+        for name, (kql_s, _, _) in measured.items()
+    ]
+    results.extend(
+        Result(f"search: KQL overhead, {name}", kql_s / sql_s, 1 + GOAL_OVERHEAD, "x SQL",
+               "<= +10 %", kql_s <= sql_s * (1 + GOAL_OVERHEAD), "limit")
+        for name, (kql_s, sql_s, _) in measured.items())
+    results.append(Result("search: indexing from the log", feed_rate, GOAL_FEED, "events/s",
+                          ">= 50,000/s", feed_rate >= GOAL_FEED, "goal"))
+    return results

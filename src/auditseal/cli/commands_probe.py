@@ -1,0 +1,86 @@
+"""``auditseal probe``: try to tamper with the storage and say plainly whether it held.
+
+Exit 0 only when every attempt to overwrite, re-describe or delete a sealed canary was
+refused; exit 1 with "the storage is NOT protected: ..." otherwise. The probe works on any
+``--log`` location, with or without a log in it yet, so run it before trusting a new
+storage set-up (``auditseal.storage.probe``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from auditseal.cli import exitcodes
+from auditseal.cli.output import print_json
+from auditseal.config import WriterConfig
+from auditseal.errors import ConfigError
+from auditseal.log.location import resolve
+from auditseal.storage.base import ObjectStore
+from auditseal.storage.filesystem import FilesystemObjectStore
+from auditseal.storage.filesystem_tamper import FilesystemTamper
+from auditseal.storage.probe import Outcome, ProbeReport, TamperTarget, run_probe
+
+_LABELS = {"overwrite": "overwrite", "set_metadata": "set metadata", "set_tier": "set tier",
+           "delete": "delete"}
+
+
+def register(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Add ``probe``."""
+    probe = commands.add_parser(
+        "probe", parents=parents,
+        help="prove the storage is immutable: write a canary, try to overwrite, re-describe "
+        "and delete it; exit 0 only if every attempt was refused",
+    )
+    probe.set_defaults(handler=run_probe_command)
+
+
+def run_probe_command(args: argparse.Namespace) -> int:
+    """Probe the storage of ``--log`` and print the report."""
+    store, target = open_target(str(args.log))
+    report = run_probe(store, target)
+    if args.json:
+        print_json(report.to_json())
+    else:
+        print_report(report)
+    return exitcodes.OK if report.protected else exitcodes.INTEGRITY
+
+
+def open_target(spec: str) -> tuple[ObjectStore, TamperTarget]:
+    """The object store of ``spec`` and its tamper interface.
+
+    Raises:
+        ConfigError: the directory does not exist, or the backend has no tamper interface.
+    """
+    location = resolve(spec)
+    if location.remote is None:
+        root = Path(spec)
+        if not root.is_dir():
+            raise ConfigError(f"{spec} is not a directory; probe an existing log directory "
+                              "or the folder a log will go in")
+        # Seal the canary exactly as the log writer seals objects (immutable where possible).
+        store = FilesystemObjectStore(root, set_immutable=WriterConfig().set_immutable)
+        return store, FilesystemTamper(store)
+    remote_store = location.remote.object_store()
+    if type(remote_store).__name__ == "AzureBlobObjectStore":
+        from auditseal.azure.tamper import AzureBlobTamper  # noqa: PLC0415 -- loads the Azure SDK
+
+        return remote_store, AzureBlobTamper.for_store(remote_store)  # type: ignore[arg-type]
+    raise ConfigError(f"{spec}: the probe cannot tamper with {remote_store.describe()}")
+
+
+def print_report(report: ProbeReport) -> None:
+    """The report for people: one line per attempt, the verdict, what became of the canary."""
+    print(f"probing {report.storage}")
+    print(f"canary: {report.canary_key}")
+    for attempt in report.attempts:
+        detail = ": ".join(part for part in (attempt.code, attempt.message) if part)
+        note = ""
+        if not attempt.decides and attempt.outcome is Outcome.NOT_REFUSED:
+            note = (" (does not count: immutable storage allows tier changes by design; the "
+                    "content cannot change)")
+        print(f"  {_LABELS.get(attempt.action, attempt.action):<13} "
+              f"{attempt.outcome.value:<15} {detail}{note}")
+    print(report.verdict())
+    print(f"note: {report.canary_note}")

@@ -1,0 +1,416 @@
+"""The search index: an embedded DuckDB file fed from the sealed log, rebuilt and checked.
+
+Concept: the *search index*, derived data. The sealed log is the source of truth; the index
+(``<log state>/index.duckdb``) holds one row per sealed entry (:mod:`auditseal.index.schema`)
+and the position it has reached. It is never trusted:
+
+* **Feeding** (:func:`update_index`) reads entries from the recorded position up to the
+  latest verified checkpoint and appends their rows in batches; each batch's rows and the
+  new position are committed in *one* DuckDB transaction, so a crash at any instant leaves
+  the index at a batch boundary and the next feed resumes there: no gap, no duplicate.
+* **Rebuild** (:func:`rebuild_index`) derives a fresh index from the log alone into a temp
+  file and swaps it in.
+* **Check** (:func:`check_index`) derives a fresh copy up to the index's recorded size and
+  compares the two row by row in SQL, naming each edited, added, duplicated or missing row
+  by its log index.
+
+Rows are a pure function of the entry (its header, ``normalize_bytes`` of its event and its
+leaf hash), so deriving twice gives identical rows. Only one process may hold the file open
+for writing; a second one gets :class:`~auditseal.errors.StorageUnavailable`.
+"""
+
+# ruff: noqa: S608 -- SQL here is assembled from the schema module's constant table and
+# column names only; query text from users is never interpolated into it.
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from auditseal.core.checkpoint import VerifiedCheckpoint
+from auditseal.core.entry import decode_entry
+from auditseal.core.hashing import leaf_hash
+from auditseal.errors import (
+    ConfigError,
+    FormatError,
+    IngestError,
+    IntegrityError,
+    StorageUnavailable,
+)
+from auditseal.index import schema
+from auditseal.ingest.azure_categories import FALLBACK_TABLE
+from auditseal.ingest.normalize import normalize_bytes
+from auditseal.log.local import LocalLog, latest_checkpoint
+from auditseal.log.reader import LogReader
+from auditseal.verify.source import DirectorySource, LogSource
+
+__all__ = [
+    "DEFAULT_BATCH", "IndexFinding", "IndexReport", "IndexStatus", "IndexUpdate",
+    "check_index", "derive_row", "index_path", "index_status", "insert_rows", "log_reader",
+    "open_index", "rebuild_index", "update_index",
+]
+
+DEFAULT_BATCH = 20_000
+"""Entries per feed transaction: large enough to amortize the commit, small enough that a
+crash re-derives little."""
+
+Progress = Callable[[int, int], None]
+Row = tuple[Any, ...]
+_FEED_LOCKS: dict[Path, threading.Lock] = {}
+_FEED_LOCKS_GUARD = threading.Lock()
+
+
+@dataclass(frozen=True)
+class IndexUpdate:
+    """What one feed did: entries ``start <= index < end`` were indexed."""
+
+    start: int
+    end: int
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        """Rows added."""
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """Where the index stands against the log."""
+
+    path: Path
+    exists: bool
+    size: int
+    log_size: int
+    rows: int
+
+    @property
+    def behind(self) -> int:
+        """Sealed entries not yet indexed."""
+        return max(self.log_size - self.size, 0)
+
+
+@dataclass(frozen=True)
+class IndexFinding:
+    """One disagreement between the index and the log.
+
+    Attributes:
+        what: "edited", "added", "duplicated", "missing", "ahead of the log", "unreadable",
+            "wrong log".
+        index: the log index of the row, when there is one.
+        detail: which columns differ, or what is wrong.
+    """
+
+    what: str
+    index: int | None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        where = "index" if self.index is None else f"entry {self.index}"
+        return f"{where}: {self.what}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """The result of :func:`check_index`."""
+
+    size: int
+    findings: tuple[IndexFinding, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the index agrees with the log."""
+        return not self.findings
+
+
+def index_path(log: LocalLog) -> Path:
+    """Where a log's index lives: its private state folder, never served."""
+    return log.state / "index.duckdb"
+
+
+def log_reader(log: LocalLog, checkpoint: VerifiedCheckpoint | None = None) -> LogReader:
+    """A reader of ``log`` at ``checkpoint`` (default: the latest, verified with its key).
+
+    Raises:
+        ConfigError: the log has no checkpoint yet.
+    """
+    checkpoint = checkpoint or latest_checkpoint(log)
+    if checkpoint is None:
+        raise ConfigError(f"{log.name} has no checkpoint yet")
+    source: LogSource = DirectorySource(log.root) if log.remote is None else log.object_store()
+    return LogReader(source, checkpoint)
+
+
+def derive_row(index: int, entry: bytes) -> Row:
+    """The physical row of one entry (``schema.PHYSICAL_COLUMNS`` order), before SQL casts.
+
+    ``_Event`` is the event text; :func:`insert_rows` stores it as JSON, or as a JSON
+    string when it is not JSON. Never raises: an entry that is not a v1 auditseal entry, or
+    an event that is not a JSON object, is indexed with what can be known about it.
+    """
+    received: datetime | None = None
+    source: str | None = None
+    kind = "event"
+    try:
+        decoded = decode_entry(entry)
+        event = decoded.event
+        received = _naive_utc(decoded.header.received)
+        source, kind = decoded.header.source, decoded.header.kind
+    except FormatError:
+        event, kind = entry, "unknown"
+    try:
+        n = normalize_bytes(event)
+        table, when = n.table, _naive_utc(n.time) if n.time else received
+        fields = (n.category, n.operation, n.caller, n.caller_ip, n.result, n.resource_id,
+                  n.subscription_id, n.tenant_id, n.correlation_id, n.level)
+    except IngestError:
+        table, when, fields = FALLBACK_TABLE, received, (None,) * 10
+    text = event.decode("utf-8", errors="replace")
+    return (index, leaf_hash(entry).hex(), received, source, kind, table, when, *fields, text)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
+    """Append derived rows to ``_events`` in one statement (columnar, no per-row calls)."""
+    if not rows:
+        return
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    names = [name for name, _ in schema.PHYSICAL_COLUMNS]
+    unnest = ", ".join(f'unnest(${i + 1}) AS "{name}"' for i, name in enumerate(names))
+    select = ", ".join(
+        f'"{name}"' if kind != "JSON"
+        else f'CASE WHEN json_valid("{name}") THEN "{name}"::JSON ELSE to_json("{name}") END'
+        for name, kind in schema.PHYSICAL_COLUMNS
+    )
+    con.execute(f"INSERT INTO {schema.EVENTS_TABLE} SELECT {select} FROM (SELECT {unnest})",
+                columns)
+
+
+@contextmanager
+def open_index(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open an index file (for writing: creating its tables if it is new).
+
+    Raises:
+        StorageUnavailable: another process has the index open for writing.
+        ConfigError: the file is not a DuckDB database.
+    """
+    new = not read_only and not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise StorageUnavailable(f"search index {path} is busy or unreadable: {exc}") from None
+    except duckdb.Error as exc:
+        raise ConfigError(f"{path} is not a usable search index ({exc}); "
+                          "run 'auditseal index rebuild'") from None
+    try:
+        con.execute("SET TimeZone='UTC'")
+        for statement in schema.create_statements() if new else ():
+            con.execute(statement)
+        yield con
+    finally:
+        con.close()
+
+
+def _state(con: duckdb.DuckDBPyConnection, log: LocalLog) -> int:
+    """The recorded position; initializes it in a new index."""
+    try:
+        rows = con.execute(f"SELECT format, origin, size FROM {schema.STATE_TABLE}").fetchall()
+    except duckdb.Error as exc:
+        raise ConfigError(f"the search index is damaged ({exc}); "
+                          "run 'auditseal index rebuild'") from None
+    if not rows:
+        con.execute(f"INSERT INTO {schema.STATE_TABLE} VALUES (?, ?, 0, NULL)",
+                    [schema.INDEX_FORMAT, log.origin])
+        return 0
+    (form, origin, size), *extra = rows
+    if extra or form != schema.INDEX_FORMAT:
+        raise ConfigError(f"search index format {form} is not {schema.INDEX_FORMAT} (or its "
+                          "state is damaged); run 'auditseal index rebuild'")
+    if origin != log.origin:
+        raise ConfigError(f"the search index belongs to log {origin!r}, not {log.origin!r}; "
+                          "run 'auditseal index rebuild'")
+    return int(size)
+
+
+def _feed_lock(path: Path) -> threading.Lock:
+    with _FEED_LOCKS_GUARD:
+        return _FEED_LOCKS.setdefault(path.resolve(), threading.Lock())
+
+
+def update_index(
+    log: LocalLog,
+    checkpoint: VerifiedCheckpoint | None = None,
+    *,
+    path: Path | None = None,
+    batch: int = DEFAULT_BATCH,
+    progress: Progress | None = None,
+) -> IndexUpdate:
+    """Bring the index up to ``checkpoint`` (default: the latest): call after each publish.
+
+    Resumes from the position recorded in the index. Each batch of rows is committed with
+    the new position in one transaction, so an interrupted feed loses at most the batch in
+    flight and never indexes an entry twice.
+
+    Raises:
+        IntegrityError: the index is ahead of the log (the log shrank or was replaced).
+        StorageUnavailable: another process is writing the index.
+        ConfigError: the log has no checkpoint, or the index is of another log or format.
+    """
+    started = time.perf_counter()
+    reader = log_reader(log, checkpoint)
+    path = path or index_path(log)
+    with _feed_lock(path), open_index(path) as con:
+        con.execute("BEGIN")
+        start = _state(con, log)
+        con.execute("COMMIT")
+        end = reader.size
+        if start > end:
+            raise IntegrityError(
+                what="index ahead of the log", where=f"entry {end}",
+                detail=f"the index holds {start} entries but the log's checkpoint has {end}; "
+                "run 'auditseal verify', then 'auditseal index rebuild'",
+            )
+        for first, rows in _batches(reader, start, end, batch):
+            con.execute("BEGIN")
+            insert_rows(con, rows)
+            size = first + len(rows)
+            root = reader.checkpoint.root_hash.hex() if size == end else None
+            con.execute(f"UPDATE {schema.STATE_TABLE} SET size = ?, root_hash = ?", [size, root])
+            con.execute("COMMIT")
+            if progress is not None:
+                progress(size - start, end - start)
+    return IndexUpdate(start, end, time.perf_counter() - started)
+
+
+def _batches(reader: LogReader, start: int, end: int, batch: int
+             ) -> Iterator[tuple[int, list[Row]]]:
+    rows: list[Row] = []
+    first = start
+    for index, entry in reader.entries(start, end):
+        rows.append(derive_row(index, entry))
+        if len(rows) >= batch:
+            yield first, rows
+            first, rows = index + 1, []
+    if rows:
+        yield first, rows
+
+
+def rebuild_index(log: LocalLog, *, progress: Progress | None = None) -> IndexUpdate:
+    """Recreate the index from the log alone, then swap it in atomically."""
+    path = index_path(log)
+    fresh = path.with_name(path.name + ".rebuild")
+    _remove(fresh)
+    with _feed_lock(path):
+        result = update_index(log, path=fresh, progress=progress)
+        # A stale write-ahead log must not be replayed into the new file.
+        _remove(path.with_name(path.name + ".wal"))
+        fresh.replace(path)
+    return result
+
+
+def index_status(log: LocalLog) -> IndexStatus:
+    """How far the index is, without feeding it."""
+    path = index_path(log)
+    checkpoint = latest_checkpoint(log)
+    log_size = checkpoint.size if checkpoint else 0
+    if not path.exists():
+        return IndexStatus(path, False, 0, log_size, 0)
+    with open_index(path, read_only=True) as con:
+        size = con.execute(f"SELECT max(size) FROM {schema.STATE_TABLE}").fetchall()[0][0]
+        rows = con.execute(f"SELECT count(*) FROM {schema.EVENTS_TABLE}").fetchall()[0][0]
+    return IndexStatus(path, True, int(size or 0), log_size, int(rows))
+
+
+def check_index(log: LocalLog, *, limit: int = 1000, progress: Progress | None = None
+                ) -> IndexReport:
+    """Re-derive the index from the log and report every row that disagrees.
+
+    The fresh copy goes up to the size the index records (a lagging index is not wrong).
+
+    Raises:
+        ConfigError: there is no index.
+    """
+    started = time.perf_counter()
+    path = index_path(log)
+    if not path.exists():
+        raise ConfigError(f"no search index at {path}: run 'auditseal index rebuild'")
+    findings: list[IndexFinding] = []
+    try:
+        with open_index(path, read_only=True) as con:
+            state = con.execute(f"SELECT format, origin, size FROM {schema.STATE_TABLE}"
+                                ).fetchall()
+    except (duckdb.Error, ConfigError) as exc:
+        return IndexReport(0, (IndexFinding("unreadable", None, str(exc)),), 0.0)
+    if len(state) != 1 or state[0][0] != schema.INDEX_FORMAT or state[0][1] != log.origin:
+        findings.append(IndexFinding("wrong log", None, f"index state is {state!r}"))
+        return IndexReport(0, tuple(findings), time.perf_counter() - started)
+    size = int(state[0][2])
+    reader = log_reader(log)
+    if size > reader.size:
+        findings.append(IndexFinding("ahead of the log", reader.size,
+                                     f"index records {size} entries, the log has {reader.size}"))
+        size = reader.size
+    fresh = path.with_name(path.name + ".check")
+    _remove(fresh)
+    try:
+        with open_index(fresh) as con:
+            for first, rows in _batches(reader, 0, size, DEFAULT_BATCH):
+                insert_rows(con, rows)
+                if progress is not None:
+                    progress(first + len(rows), size)
+            quoted = str(path).replace("'", "''")
+            con.execute(f"ATTACH '{quoted}' AS stored (READ_ONLY)")
+            findings.extend(_compare(con, size, limit))
+    finally:
+        _remove(fresh)
+        _remove(fresh.with_name(fresh.name + ".wal"))
+    return IndexReport(size, tuple(findings[:limit]), time.perf_counter() - started)
+
+
+def _compare(con: duckdb.DuckDBPyConnection, size: int, limit: int) -> list[IndexFinding]:
+    """Diff the fresh ``_events`` (main) against the stored one, in SQL."""
+    table = schema.EVENTS_TABLE
+    names = [name for name, _ in schema.PHYSICAL_COLUMNS if name != "_LogIndex"]
+    differs = ", ".join(
+        f"""CASE WHEN f."{n}" IS DISTINCT FROM s."{n}" THEN '{n}' END""" for n in names)
+    queries: list[tuple[str, str]] = [
+        ("duplicated", f"SELECT _LogIndex, count(*) || ' rows' FROM stored.{table} "
+                       f"GROUP BY 1 HAVING count(*) > 1"),
+        ("added", f"SELECT s._LogIndex, 'not in the log' || CASE WHEN s._LogIndex >= {size} "
+                  f"THEN ' (beyond the indexed size {size})' ELSE '' END FROM stored.{table} s "
+                  f"ANTI JOIN main.{table} f ON s._LogIndex = f._LogIndex"),
+        ("missing", f"SELECT f._LogIndex, 'sealed in the log, absent from the index' "
+                    f"FROM main.{table} f ANTI JOIN stored.{table} s "
+                    f"ON s._LogIndex = f._LogIndex"),
+        ("edited", f"SELECT _LogIndex, 'columns differ: ' || array_to_string(list_filter("
+                   f"[{differs}], lambda x: x IS NOT NULL), ', ') FROM main.{table} f "
+                   f"JOIN stored.{table} s USING (_LogIndex) WHERE list_count(list_filter("
+                   f"[{differs}], lambda x: x IS NOT NULL)) > 0"),
+    ]
+    findings: list[IndexFinding] = []
+    for what, sql in queries:
+        rows = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1 NULLS FIRST LIMIT {limit}"
+                           ).fetchall()
+        findings.extend(
+            IndexFinding(what, None if index is None else int(index), str(detail))
+            for index, detail in rows)
+    findings.sort(key=lambda f: -1 if f.index is None else f.index)
+    return findings
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """DuckDB TIMESTAMP (what KQL datetimes translate to) is naive UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
