@@ -17,7 +17,6 @@ account adds its request latency (~10-50 ms per call) to every round.
 
 from __future__ import annotations
 
-import bisect
 import random
 import threading
 import time
@@ -34,39 +33,13 @@ from auditseal.ingest.collector import Collector, CollectorConfig
 from auditseal.ingest.cursor import parse_position
 from auditseal.log.local import init_log, open_writer
 from auditseal.log.reader import LogReader
-from auditseal.log.writer import LogWriter
 from bench.data import Profile, Result, build_records, percentile, print_table, scratch_dir
+from bench.latency import CheckpointMonitor
 
 ORIGIN = "bench.example/collector"
 INTERVAL_S = 1.0
 GOAL_P50_S = 2.0
 SAMPLES = {"quick": 12, "default": 40, "full": 100}
-
-
-class _Monitor(threading.Thread):
-    """Notes (time, size) whenever the writer's signed checkpoint grows."""
-
-    def __init__(self, writer: LogWriter) -> None:
-        super().__init__(name="bench-collector-monitor", daemon=True)
-        self.writer = writer
-        self.sizes: list[int] = []
-        self.times: list[float] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        last = -1
-        while not self.stop.is_set():
-            checkpoint = self.writer.checkpoint
-            size = checkpoint.size if checkpoint is not None else 0
-            if size > last:
-                self.sizes.append(size)
-                self.times.append(time.perf_counter())
-                last = size
-            time.sleep(0.002)
-
-    def covered_at(self, index: int) -> float:
-        """When a checkpoint first covered ``index``."""
-        return self.times[bisect.bisect_right(self.sizes, index)]
 
 
 def measure(samples: int) -> tuple[list[float], int]:
@@ -91,7 +64,7 @@ def measure(samples: int) -> tuple[list[float], int]:
                 config=CollectorConfig(interval_s=INTERVAL_S),
             )
             collector.reconcile()
-            monitor = _Monitor(writer)
+            monitor = CheckpointMonitor(writer)
             monitor.start()
             stop = threading.Event()
 

@@ -32,7 +32,7 @@ TESSERA_AVG_MS = 3232.0  # cited above
 GOAL_P50_MS = 250.0
 
 
-class _Monitor(threading.Thread):
+class CheckpointMonitor(threading.Thread):
     """Notes (time, size) whenever the writer's latest checkpoint grows."""
 
     def __init__(self, writer: LogWriter, poll_s: float = 0.001) -> None:
@@ -70,7 +70,7 @@ def measure(seconds: float) -> tuple[list[float], list[float], int, int]:
     with scratch_dir("latency") as root:
         log, _ = init_log(root / "log", ORIGIN)
         with open_writer(log, config=config) as writer:
-            monitor = _Monitor(writer)
+            monitor = CheckpointMonitor(writer)
             monitor.start()
             writer.start_publisher()
             period, used = 1.0 / BATCHES_PER_S, 0

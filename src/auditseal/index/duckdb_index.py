@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,9 @@ __all__ = [
     "open_index", "rebuild_index", "update_index",
 ]
 
-DEFAULT_BATCH = 20_000
-"""Entries per feed transaction: large enough to amortize the commit, small enough that a
-crash re-derives little."""
+DEFAULT_BATCH = 32_768
+"""Entries per feed transaction: large enough to amortize the commit (and let DuckDB write
+whole row groups), small enough that a crash re-derives little."""
 
 Progress = Callable[[int, int], None]
 Row = tuple[Any, ...]
@@ -71,7 +72,6 @@ _FEED_LOCKS_GUARD = threading.Lock()
 @dataclass(frozen=True)
 class IndexUpdate:
     """What one feed did: entries ``start <= index < end`` were indexed."""
-
     start: int
     end: int
     seconds: float
@@ -85,7 +85,6 @@ class IndexUpdate:
 @dataclass(frozen=True)
 class IndexStatus:
     """Where the index stands against the log."""
-
     path: Path
     exists: bool
     size: int
@@ -108,7 +107,6 @@ class IndexFinding:
         index: the log index of the row, when there is one.
         detail: which columns differ, or what is wrong.
     """
-
     what: str
     index: int | None
     detail: str = ""
@@ -121,7 +119,6 @@ class IndexFinding:
 @dataclass(frozen=True)
 class IndexReport:
     """The result of :func:`check_index`."""
-
     size: int
     findings: tuple[IndexFinding, ...]
     seconds: float
@@ -157,16 +154,10 @@ def derive_row(index: int, entry: bytes) -> Row:
     string when it is not JSON. Never raises: an entry that is not a v1 auditseal entry, or
     an event that is not a JSON object, is indexed with what can be known about it.
     """
-    received: datetime | None = None
-    source: str | None = None
-    kind = "event"
-    try:
-        decoded = decode_entry(entry)
-        event = decoded.event
-        received = _naive_utc(decoded.header.received)
-        source, kind = decoded.header.source, decoded.header.kind
-    except FormatError:
-        event, kind = entry, "unknown"
+    newline = entry.find(b"\n")
+    header = _header(entry[:newline]) if newline >= 0 else None
+    received, source, kind = header or (None, None, "unknown")
+    event = entry if header is None else entry[newline + 1 :]
     try:
         n = normalize_bytes(event)
         table, when = n.table, _naive_utc(n.time) if n.time else received
@@ -178,11 +169,32 @@ def derive_row(index: int, entry: bytes) -> Row:
     return (index, leaf_hash(entry).hex(), received, source, kind, table, when, *fields, text)
 
 
+@lru_cache(maxsize=1024)
+def _header(line: bytes) -> tuple[datetime, str | None, str] | None:
+    """An entry's header fields, from its line alone: entries appended together share it."""
+    try:
+        head = decode_entry(line + b"\n").header
+    except FormatError:
+        return None
+    return _naive_utc(head.received), head.source, head.kind
+
+
 def insert_rows(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
-    """Append derived rows to ``_events`` in one statement (columnar, no per-row calls)."""
+    """Append rows to ``_events`` with DuckDB's appender; a batch with an ``_Event`` it refuses
+    as JSON (before any row lands) goes through SQL, storing that one as a JSON string."""
     if not rows:
         return
-    columns = [list(column) for column in zip(*rows, strict=True)]
+    appender = con.appender(schema.EVENTS_TABLE)
+    try:
+        appender.append_rows(rows)
+    except duckdb.ConversionException:
+        appender.clear()
+        _insert_checked(con, rows)
+    else:
+        appender.flush()
+
+
+def _insert_checked(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
     names = [name for name, _ in schema.PHYSICAL_COLUMNS]
     unnest = ", ".join(f'unnest(${i + 1}) AS "{name}"' for i, name in enumerate(names))
     select = ", ".join(
@@ -191,7 +203,7 @@ def insert_rows(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
         for name, kind in schema.PHYSICAL_COLUMNS
     )
     con.execute(f"INSERT INTO {schema.EVENTS_TABLE} SELECT {select} FROM (SELECT {unnest})",
-                columns)
+                [list(column) for column in zip(*rows, strict=True)])
 
 
 @contextmanager
@@ -246,14 +258,9 @@ def _feed_lock(path: Path) -> threading.Lock:
         return _FEED_LOCKS.setdefault(path.resolve(), threading.Lock())
 
 
-def update_index(
-    log: LocalLog,
-    checkpoint: VerifiedCheckpoint | None = None,
-    *,
-    path: Path | None = None,
-    batch: int = DEFAULT_BATCH,
-    progress: Progress | None = None,
-) -> IndexUpdate:
+def update_index(log: LocalLog, checkpoint: VerifiedCheckpoint | None = None, *,
+                 path: Path | None = None, batch: int = DEFAULT_BATCH,
+                 progress: Progress | None = None) -> IndexUpdate:
     """Bring the index up to ``checkpoint`` (default: the latest): call after each publish.
 
     Resumes from the position recorded in the index. Each batch of rows is committed with
@@ -274,11 +281,9 @@ def update_index(
         con.execute("COMMIT")
         end = reader.size
         if start > end:
-            raise IntegrityError(
-                what="index ahead of the log", where=f"entry {end}",
-                detail=f"the index holds {start} entries but the log's checkpoint has {end}; "
-                "run 'auditseal verify', then 'auditseal index rebuild'",
-            )
+            raise IntegrityError(what="index ahead of the log", where=f"entry {end}", detail=(
+                f"the index holds {start} entries but the log's checkpoint has {end}; "
+                "run 'auditseal verify', then 'auditseal index rebuild'"))
         for first, rows in _batches(reader, start, end, batch):
             con.execute("BEGIN")
             insert_rows(con, rows)
@@ -308,11 +313,11 @@ def rebuild_index(log: LocalLog, *, progress: Progress | None = None) -> IndexUp
     """Recreate the index from the log alone, then swap it in atomically."""
     path = index_path(log)
     fresh = path.with_name(path.name + ".rebuild")
-    _remove(fresh)
+    fresh.unlink(missing_ok=True)
     with _feed_lock(path):
         result = update_index(log, path=fresh, progress=progress)
         # A stale write-ahead log must not be replayed into the new file.
-        _remove(path.with_name(path.name + ".wal"))
+        path.with_name(path.name + ".wal").unlink(missing_ok=True)
         fresh.replace(path)
     return result
 
@@ -360,7 +365,7 @@ def check_index(log: LocalLog, *, limit: int = 1000, progress: Progress | None =
                                      f"index records {size} entries, the log has {reader.size}"))
         size = reader.size
     fresh = path.with_name(path.name + ".check")
-    _remove(fresh)
+    fresh.unlink(missing_ok=True)
     try:
         with open_index(fresh) as con:
             for first, rows in _batches(reader, 0, size, DEFAULT_BATCH):
@@ -371,8 +376,8 @@ def check_index(log: LocalLog, *, limit: int = 1000, progress: Progress | None =
             con.execute(f"ATTACH '{quoted}' AS stored (READ_ONLY)")
             findings.extend(_compare(con, size, limit))
     finally:
-        _remove(fresh)
-        _remove(fresh.with_name(fresh.name + ".wal"))
+        fresh.unlink(missing_ok=True)
+        fresh.with_name(fresh.name + ".wal").unlink(missing_ok=True)
     return IndexReport(size, tuple(findings[:limit]), time.perf_counter() - started)
 
 
@@ -411,6 +416,3 @@ def _naive_utc(moment: datetime) -> datetime:
     """DuckDB TIMESTAMP (what KQL datetimes translate to) is naive UTC."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
-
-def _remove(path: Path) -> None:
-    path.unlink(missing_ok=True)

@@ -382,7 +382,10 @@ def view_statements() -> list[str]:
 
 def create_statements() -> list[str]:
     """CREATE TABLE statements of a new index file: the events and the feed position."""
-    columns = ", ".join(f'"{name}" {kind}' for name, kind in PHYSICAL_COLUMNS)
+    # The sealed event is most of the bytes: zstd makes the file ~4x smaller than DuckDB's
+    # automatic choice and is faster to write (a storage choice, invisible to queries).
+    columns = ", ".join(f'"{name}" {kind}' + (" USING COMPRESSION zstd" if kind == "JSON" else "")
+                        for name, kind in PHYSICAL_COLUMNS)
     return [
         f"CREATE TABLE {EVENTS_TABLE} ({columns})",
         f"CREATE TABLE {STATE_TABLE} (format INTEGER NOT NULL, origin VARCHAR NOT NULL, "

@@ -56,6 +56,8 @@ def parse_azure_time(value: object) -> datetime | None:
     Returns:
         An aware datetime in UTC, or None if the value is not a recognisable time.
     """
+    if type(value) is str and (moment := _common_iso(value)) is not None:
+        return moment
     if isinstance(value, bool):
         return None
     if isinstance(value, datetime):
@@ -74,6 +76,29 @@ def parse_azure_time(value: object) -> datetime | None:
         # itself is already milliseconds since the epoch in UTC.
         return _from_epoch(int(match.group("ms")) / 1000)
     return None
+
+
+def _common_iso(text: str) -> datetime | None:
+    """``YYYY-MM-DDTHH:MM:SS[.fffffff]Z``, what nearly every record holds, read in C.
+
+    A fast path only: it answers for exactly this shape and leaves anything else (and any
+    value ``fromisoformat`` refuses) to the general parser, which reads this shape the same.
+    """
+    size = len(text)
+    if not 20 <= size <= 30 or text[-1] != "Z" or text[10] != "T":
+        return None
+    if text[4] != "-" or text[7] != "-" or text[13] != ":" or text[16] != ":":
+        return None
+    fraction = text[20:-1]
+    if size == 20:
+        fraction = "0"
+    elif text[19] != "." or not (fraction.isascii() and fraction.isdigit()):
+        return None
+    try:
+        # fromisoformat reads ASCII digits only; the fraction is truncated, never rounded.
+        return datetime.fromisoformat(f"{text[:19]}.{fraction[:6]:0<6}+00:00")
+    except ValueError:
+        return None
 
 
 def _build(match: re.Match[str], hour_12: str | None) -> datetime | None:

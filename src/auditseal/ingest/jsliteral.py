@@ -38,7 +38,10 @@ def read_js_literal(text: str) -> object:
             return MISSING  # a character no piece accepts
         piece, end = match.group(), match.end()
         if piece[0] in "'\"":
-            piece = orjson.dumps(_JS_ESCAPE.sub(_js_unescape, piece[1:-1])).decode()
+            try:
+                piece = orjson.dumps(_JS_ESCAPE.sub(_js_unescape, piece[1:-1])).decode()
+            except orjson.JSONEncodeError:
+                return MISSING  # e.g. a lone surrogate escape: no valid string to make
         elif piece[0].isalpha() or piece[0] in "_$":
             piece = piece if piece in ("true", "false", "null") else f'"{piece}"'
         elif piece in "}]" and pieces and pieces[-1] == ",":

@@ -145,32 +145,62 @@ _Convert = Callable[[str, object, str], _T | None]
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _SUBSCRIPTION_IN_ID = re.compile(r"/subscriptions/([^/]+)", re.IGNORECASE)
 _TENANT_IN_ID = re.compile(r"^/tenants/([^/]+)", re.IGNORECASE)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # no leading zero, as ipaddress
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_LABELS: dict[cat.Path, str] = {}
 
 
 class _Reader:
-    """Case-insensitive path lookups over one record, decoding JSON held in strings once."""
+    """Case-insensitive path lookups over one record, decoding JSON held in strings once.
+
+    Hot (every indexed event): a dict is read with ``dict.get``, then through its case-folded
+    keys mapped once per dict (the first key in order wins, as a scan would find it).
+    """
+
+    __slots__ = ("_decoded", "_folded", "event", "problems")
 
     def __init__(self, event: Mapping[str, object]) -> None:
         self.event = event
         self.problems: list[str] = []
         self._decoded: dict[str, object] = {}
+        # id(dict) -> (the dict, its folded keys); holding the dict keeps its id unique.
+        self._folded: dict[int, tuple[object, dict[str, object]]] = {}
 
     def lookup(self, path: cat.Path) -> object:
         """The value at ``path``, or ``_MISSING``."""
         node: object = self.event
         for depth, key in enumerate(path):
+            if type(node) is dict and type(key) is str:  # the common step, first
+                found = node.get(key, _MISSING)
+                if found is _MISSING:
+                    found = self._fold(node).get(key.casefold(), _MISSING)
+                    if found is _MISSING:
+                        return _MISSING
+                node = found
+                continue
             if isinstance(node, str):
                 node = self._decode(_label(path[:depth]), node)
             if isinstance(key, int):
                 ok = isinstance(node, list) and -len(node) <= key < len(node)
                 node = node[key] if ok and isinstance(node, list) else _MISSING
-            elif isinstance(node, Mapping):
+            elif isinstance(node, Mapping):  # rare: JSON decoded from a string on the way
                 node = _get_key(node, key)
             else:
                 return _MISSING
             if node is _MISSING:
                 return _MISSING
         return node
+
+    def _fold(self, node: dict[object, object]) -> dict[str, object]:
+        cached = self._folded.get(id(node))
+        if cached is not None:
+            return cached[1]
+        folded: dict[str, object] = {}
+        for candidate, value in node.items():
+            if isinstance(candidate, str):
+                folded.setdefault(candidate.casefold(), value)
+        self._folded[id(node)] = (node, folded)
+        return folded
 
     def first(self, field: str, paths: Sequence[cat.Path], convert: _Convert[_T]) -> _T | None:
         """The first candidate path whose value converts; ``convert`` notes what it rejects."""
@@ -214,7 +244,8 @@ class _Reader:
         elif text.count(":") == 1:  # v4:port
             host = text.split(":", 1)[0]
         try:
-            ipaddress.ip_address(host)
+            if not _IPV4.fullmatch(host):  # the common case without ipaddress's cost
+                ipaddress.ip_address(host)
         except ValueError:
             self.problems.append(f"{field}: not an IP address: {_show(text)} at {where}")
             return None
@@ -369,7 +400,11 @@ def _is_envelope(event: Mapping[str, object]) -> bool:
 
 
 def _label(path: cat.Path) -> str:
-    return ".".join(f"[{p}]" if isinstance(p, int) else p for p in path) or "record"
+    label = _LABELS.get(path)
+    if label is None:  # paths come from the field maps: a few hundred at most
+        label = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path) or "record"
+        _LABELS[path] = label
+    return label
 
 
 def _kind(value: object) -> str:
