@@ -10,8 +10,10 @@ import pytest
 
 from auditseal.clock import FixedClock
 from auditseal.config import WriterConfig
+from auditseal.core.hashing import leaf_hash
 from auditseal.core.notekeys import NoteSigner, NoteVerifier, generate_key
 from auditseal.errors import OverloadError, StorageUnavailable
+from auditseal.log.reader import LogReader
 from auditseal.log.writer import LogWriter
 from auditseal.storage.memory import MemoryHeadStore, MemoryObjectStore
 from auditseal.verify import verify_log
@@ -133,4 +135,16 @@ def test_publish_takes_only_what_was_pending_when_called(tmp_path: Path) -> None
     assert checkpoint is not None
     assert checkpoint.size == 10
     assert calls == [10]
+    writer.close()
+
+
+def test_append_entries_returns_the_leaf_hash_of_each_sealed_entry(tmp_path: Path) -> None:
+    store, head = MemoryObjectStore(), MemoryHeadStore()
+    writer, _ = _writer(tmp_path, store, head, WriterConfig(fsync=False))
+    sealed = writer.append_entries(_events(3), source="test")
+    checkpoint = writer.publish()
+    assert checkpoint is not None
+    reader = LogReader(store, checkpoint)
+    assert [index for index, _ in sealed] == [0, 1, 2]
+    assert all(leaf == leaf_hash(reader.entry(index)) for index, leaf in sealed)
     writer.close()

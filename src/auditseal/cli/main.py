@@ -17,9 +17,11 @@ from auditseal.cli import (
     commands_azure,
     commands_collect,
     commands_index,
+    commands_keys,
     commands_log,
     commands_probe,
     commands_query,
+    commands_serve,
     commands_verify,
     demo,
     exitcodes,
@@ -70,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands_query.register(commands, parents=parents)
     commands_probe.register(commands, parents=parents)
     commands_azure.register(commands, parents=parents)
+    commands_keys.register(commands, parents=parents)
+    commands_serve.register(commands, parents=parents)
     demo.register(commands)
     return parser
 

@@ -165,6 +165,19 @@ class LogWriter:
         sources: Sequence[str | None] | None = None,
         kind: str = "event",
     ) -> list[int]:
+        """Seal ``events`` durably and return their log indexes (see ``append_entries``)."""
+        return [index for index, _ in self.append_entries(
+            events, source=source, sources=sources, kind=kind, leaf_hashes=False)]
+
+    def append_entries(
+        self,
+        events: Sequence[bytes],
+        *,
+        source: str | None = None,
+        sources: Sequence[str | None] | None = None,
+        kind: str = "event",
+        leaf_hashes: bool = True,
+    ) -> list[tuple[int, bytes]]:
         """Seal ``events`` (each the bytes of one validated JSON object) durably.
 
         Args:
@@ -174,7 +187,8 @@ class LogWriter:
                 position, so that after a crash it can tell what was sealed).
             kind: "event", or "alert"/"admin" for auditseal's own records.
 
-        Returns the log index of each event once all of them are durable. When more than
+        Returns ``(log index, leaf hash)`` of each event once all of them are durable (the
+        leaf hash is ``b""`` when ``leaf_hashes`` is false). When more than
         ``publish_max_pending`` entries wait for sealing, the caller seals them first
         (back-pressure: memory stays bounded however fast events arrive).
 
@@ -211,7 +225,9 @@ class LogWriter:
                 # The entries are durable in the journal: the append succeeded. Sealing
                 # resumes when the storage is back; max_unsealed bounds the backlog.
                 self.publish_error = exc
-        return list(range(first, first + len(entries)))
+        if not leaf_hashes:
+            return [(first + offset, b"") for offset in range(len(entries))]
+        return [(first + offset, leaf_hash(entry)) for offset, entry in enumerate(entries)]
 
     def _commit(self, entries: list[bytes]) -> int:
         request = _Request(entries)

@@ -1,0 +1,323 @@
+"""The one serving process: the writer, its publisher, the index and alert follower.
+
+Concept: the *service* (issue 5: "one process that collects, seals, indexes, alerts and
+serves"). :class:`AuditService` owns the only :class:`~auditseal.log.writer.LogWriter` of
+the log (with its background publisher), and a follower thread that, after each publish,
+feeds the search index and the alert engine and seals each alert in the log. It holds
+what ``GET /v1/integrity`` reports: the latest checkpoint, the last full verification
+(also kept in ``<state>/last-verification.json``), the publisher's last error.
+
+HTTP ingest answers with each event's leaf hash, which the writer returns
+(``LogWriter.append_entries``), since the leaf covers the header the writer stamps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from auditseal.alerts import AlertEngine, load_rules
+from auditseal.api.keys import KeyStore
+from auditseal.api.settings import ServeSettings
+from auditseal.core.checkpoint import VerifiedCheckpoint, verify_checkpoint
+from auditseal.core.entry import decode_entry
+from auditseal.core.layout import HISTORY_PREFIX, history_key, parse_history_key
+from auditseal.core.tiles import ENTRIES_LEVEL, TILE_HEIGHT, parse_tile_path
+from auditseal.errors import AuditsealError, FormatError, ObjectNotFound
+from auditseal.index import QueryResult, Searcher, index_path, update_index
+from auditseal.index.query import Language
+from auditseal.log.local import LocalLog, open_writer
+from auditseal.log.reader import LogReader
+from auditseal.log.writer import LogWriter
+from auditseal.verify import DirectorySource, LogSource, verify_log
+
+log = logging.getLogger("auditseal.serve")
+WriterFactory = Callable[[LocalLog], AbstractContextManager[LogWriter]]
+SERVICE_SOURCE = "auditseal/serve"
+
+
+class AuditService:
+    """Everything the HTTP routes need from the log, started and stopped as one."""
+
+    def __init__(self, log_: LocalLog, settings: ServeSettings,
+                 writer_factory: WriterFactory | None = None) -> None:
+        """Prepare; nothing is opened until :meth:`start`."""
+        self.log = log_
+        self.settings = settings
+        self._factory = writer_factory or (
+            lambda log: open_writer(log, config=settings.writer))
+        self.keys = KeyStore(log_.state)
+        self.source: LogSource = (DirectorySource(log_.root) if log_.remote is None
+                                  else log_.object_store())
+        self._stack = ExitStack()
+        self._writer: LogWriter | None = None
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+        self._index_lock = threading.Lock()
+        self._reader: LogReader | None = None
+        self.indexed = 0
+        self.alerted = 0
+        self.follow_error: str | None = None
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.last_verification: dict[str, Any] | None = self._read_state("last-verification")
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the writer (recovering the journal), start the publisher and the follower."""
+        self._writer = self._stack.enter_context(self._factory(self.log))
+        self._writer.start_publisher()
+        position = self._read_state("serve-alerts")
+        self.alerted = int(position["size"]) if position else 0
+        self._stop.clear()
+        self._follower = threading.Thread(target=self._follow_loop, name="auditseal-follower",
+                                          daemon=True)
+        self._follower.start()
+
+    def stop(self) -> None:
+        """Stop following, then close the writer: a final publish seals what is pending."""
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join()
+            self._follower = None
+        if self._writer is not None:
+            self.seal_key_changes()  # what the follower had no round left to see
+        self._writer = None
+        self._stack.close()
+
+    @property
+    def writer(self) -> LogWriter:
+        """The open writer."""
+        if self._writer is None:
+            raise RuntimeError("the service is not started")
+        return self._writer
+
+    @property
+    def checkpoint(self) -> VerifiedCheckpoint:
+        """The latest published checkpoint."""
+        checkpoint = self.writer.checkpoint
+        assert checkpoint is not None  # open() publishes one
+        return checkpoint
+
+    # -- appending -------------------------------------------------------------------------
+
+    def append(self, events: list[bytes], source: str, kind: str = "event"
+               ) -> list[tuple[int, str]]:
+        """Seal ``events`` durably; their ``(index, leaf hash hex)``.
+
+        Raises:
+            OverloadError, StorageError, EntryTooLarge: from the writer; nothing sealed.
+        """
+        sealed = self.writer.append_entries(events, source=source, kind=kind)
+        return [(index, leaf.hex()) for index, leaf in sealed]
+
+    def max_event_bytes(self, source: str) -> int:
+        """The largest event one entry holds behind this source's header."""
+        return self.writer.max_event_bytes(source)
+
+    def seal_admin(self, record: dict[str, Any]) -> None:
+        """Seal an administrative record (kind "admin"); a failure is logged, not raised."""
+        record.setdefault("time", datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+        try:
+            self.writer.append([orjson.dumps(record)], source=SERVICE_SOURCE, kind="admin")
+        except (AuditsealError, RuntimeError) as exc:
+            log.warning("could not seal administrative record %s: %s", record, exc)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def reader(self, checkpoint: VerifiedCheckpoint | None = None) -> LogReader:
+        """A reader at ``checkpoint`` (default: the latest, cached while it is latest)."""
+        if checkpoint is not None:
+            return LogReader(self.source, checkpoint)
+        latest = self.checkpoint
+        reader = self._reader
+        if reader is None or reader.checkpoint is not latest:
+            reader = self._reader = LogReader(self.source, latest)
+        return reader
+
+    def checkpoint_at(self, size: int) -> VerifiedCheckpoint | None:
+        """The published checkpoint of ``size`` from the history, verified; None if absent."""
+        latest = self.checkpoint
+        if size == latest.size:
+            return latest
+        try:
+            note = self.source.read(history_key(size))
+        except ObjectNotFound:
+            return None
+        return verify_checkpoint(note, [self.log.verifier()], self.log.origin)
+
+    def history(self, limit: int) -> list[bytes]:
+        """The newest ``limit`` published checkpoint notes, newest first."""
+        keys = sorted(self.source.list(HISTORY_PREFIX), key=_history_size, reverse=True)
+        return [self.source.read(key) for key in keys[:limit]]
+
+    def read_object(self, path: str) -> bytes:
+        """A tlog-tiles object by path (tiles only: never the private state).
+
+        Raises:
+            FormatError: not a tile path.  ObjectNotFound: no such object.
+        """
+        parse_tile_path(path)
+        return self.source.read(path)
+
+    # -- the index -------------------------------------------------------------------------
+
+    def query(self, text: str, language: Language, max_rows: int) -> QueryResult:
+        """Run one read-only query over the search index (never while it is being fed)."""
+        with self._index_lock:
+            if not index_path(self.log).exists():
+                update_index(self.log, self.checkpoint)
+            with Searcher(index_path(self.log)) as searcher:
+                return searcher.run(text, language=language, max_rows=max_rows)
+
+    # -- verification ----------------------------------------------------------------------
+
+    def start_verification(self) -> str:
+        """Verify the whole log in a background thread; the run's id."""
+        run_id = secrets.token_hex(8)
+        checkpoint = self.checkpoint
+        self.runs[run_id] = {"id": run_id, "status": "running", "size": checkpoint.size,
+                             "started": _now(), "finished": None, "report": None}
+        threading.Thread(target=self._verify, args=(run_id, checkpoint), daemon=True,
+                         name=f"auditseal-verify-{run_id}").start()
+        return run_id
+
+    def _verify(self, run_id: str, checkpoint: VerifiedCheckpoint) -> None:
+        run = self.runs[run_id]
+        try:
+            source = _Snapshot(self.source, checkpoint.size)
+            report = verify_log(source, [self.log.verifier()], origin=self.log.origin,
+                                head=checkpoint.note_bytes)
+            run.update(status="done", report=report.to_json(), ok=report.ok)
+        except Exception as exc:
+            run.update(status="failed", error=str(exc) or type(exc).__name__, ok=False)
+        run["finished"] = _now()
+        summary = {k: run.get(k) for k in ("id", "status", "ok", "size", "started", "finished")}
+        self.last_verification = summary
+        self._write_state("last-verification", summary)
+
+    # -- following the log -----------------------------------------------------------------
+
+    def _follow_loop(self) -> None:
+        engine: AlertEngine | None = None
+        while not self._stop.wait(self.settings.follow_interval_s):
+            try:
+                self.seal_key_changes()
+                if self.settings.index:
+                    self.feed_index()
+                if self.settings.alerts:
+                    if engine is None:
+                        engine = AlertEngine(load_rules(list(self.settings.rules_paths),
+                                                        builtin=self.settings.builtin_rules))
+                    self._feed_alerts(engine)
+                self.follow_error = None
+            except Exception as exc:
+                self.follow_error = str(exc) or type(exc).__name__
+                log.warning("index/alert follower: %s", self.follow_error)
+
+    def seal_key_changes(self) -> None:
+        """Seal the key changes ``auditseal keys`` made while we hold the log."""
+        for change, key in self.keys.changes():
+            self.seal_admin({"auditseal": f"key.{change}", "detail": "by the keys CLI",
+                             "key_id": key.id, "role": key.role, "name": key.name})
+
+    def feed_index(self) -> None:
+        """Bring the search index up to the latest checkpoint."""
+        checkpoint = self.checkpoint
+        if checkpoint.size > self.indexed or not index_path(self.log).exists():
+            with self._index_lock:
+                update_index(self.log, checkpoint)
+            self.indexed = checkpoint.size
+
+    def _feed_alerts(self, engine: AlertEngine) -> None:
+        checkpoint = self.checkpoint
+        if checkpoint.size <= self.alerted:
+            return
+        fired = []
+        for index, raw in self.reader(checkpoint).entries(self.alerted, checkpoint.size):
+            try:
+                entry = decode_entry(raw)
+                if entry.header.kind == "event":
+                    fired.extend(engine.process(index, entry.event, entry.header.received))
+            except FormatError:
+                continue  # not a JSON object: nothing to match
+        if fired:
+            self.writer.append([orjson.dumps(a.to_json()) for a in fired],
+                               source="alerts", kind="alert")
+        self.alerted = checkpoint.size
+        self._write_state("serve-alerts", {"size": self.alerted})
+
+    # -- small private state ---------------------------------------------------------------
+
+    def _read_state(self, name: str) -> dict[str, Any] | None:
+        try:
+            value = orjson.loads((self.log.state / f"{name}.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _write_state(self, name: str, value: dict[str, Any]) -> None:
+        path = self.log.state / f"{name}.json"
+        tmp = path.with_suffix(".tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_bytes(orjson.dumps(value))
+            tmp.replace(path)
+
+
+class _Snapshot:
+    """A log source seen at one size: later history and tiles are hidden.
+
+    A verification runs while the publisher keeps extending the log; without this, a
+    checkpoint published meanwhile would look newer than the head being verified.
+    """
+
+    def __init__(self, source: LogSource, size: int) -> None:
+        self._source = source
+        self._size = size
+
+    def read(self, key: str) -> bytes:
+        return self._source.read(key)
+
+    def list(self, prefix: str = "") -> list[str]:
+        return [key for key in self._source.list(prefix) if self._visible(key)]
+
+    def _visible(self, key: str) -> bool:
+        if key.startswith(HISTORY_PREFIX):
+            return _history_size(key) <= self._size
+        try:
+            tile = parse_tile_path(key)
+        except FormatError:
+            return True
+        span = 1 if tile.level == ENTRIES_LEVEL else 1 << (TILE_HEIGHT * (tile.level + 1))
+        per_hash = span >> TILE_HEIGHT if tile.level != ENTRIES_LEVEL else 1
+        return (tile.index * 256 + tile.width) * per_hash <= self._size
+
+
+def _history_size(key: str) -> int:
+    try:
+        return parse_history_key(key)
+    except (FormatError, ValueError):
+        return -1
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``predicate`` until true or ``timeout_s`` passes (tests and shutdown)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
