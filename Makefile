@@ -24,7 +24,7 @@ $(AZURITE):
 	npm install --prefix .tools --no-audit --no-fund --silent azurite@$(AZURITE_VERSION)
 
 demo: install
-	$(BIN)/auditseal demo
+	$(BIN)/auditseal demo --serve
 
 test: install $(AZURITE)
 	$(BIN)/ruff check src tests bench

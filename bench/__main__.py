@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from bench import alerts as alerts_bench
-from bench import append, azure, latency, memory, proofs, verify
+from bench import append, azure, latency, memory, proofs, service_load, verify
 from bench import collector as collector_lag
 from bench import search as search_bench
 from bench.data import PROFILES, Profile, Result, print_table, summary_rows
@@ -31,6 +31,9 @@ BENCHMARKS: dict[str, Callable[[Profile], list[Result]]] = {
     "collector": collector_lag.run,
     "search": search_bench.run,
 }
+# --only service: `auditseal serve` under HTTP load from this process (issue 5); it runs
+# last by default, after the library benchmarks it is compared with.
+BENCHMARKS["service"] = service_load.run
 
 
 def _machine() -> str:

@@ -67,7 +67,7 @@ def ours(count: int, *, paced: bool) -> list[Sample]:
 
 def peer(count: int) -> list[Sample]:
     """The same samples while pymerkle's InmemoryTree appends ``count`` small events."""
-    import pymerkle  # noqa: PLC0415 - only the peer's child process needs it
+    import pymerkle
 
     tree = pymerkle.InmemoryTree()
     samples = [(0, rss_mb(), 0)]

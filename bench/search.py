@@ -11,8 +11,10 @@ would take longer than the whole benchmark suite:
   days of Activity Log-like rows: 48 operations, 2,000 callers, ~120-byte ``_Event``), and
   queried through the real read-only :class:`Searcher` with its views. Each query runs as
   KQL (translation included) and as the same query hand-written in DuckDB SQL with the
-  same semantics (``has`` is a case-insensitive whole-term regular expression), alternating,
-  best of 5 after a warm-up.
+  same semantics (``has`` is a case-insensitive whole-term regular expression), in turn,
+  best of 9 after a warm-up; both must return the same rows. KQL translations are cached
+  (a dashboard or an alert repeats its query), so the KQL figure is a repeated query; the
+  "first run" figure clears the caches before each run and pays the translation again.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ FEED = {"quick": 20_000, "default": 100_000, "full": 200_000}
 GOAL_QUERY_S = 1.0
 GOAL_OVERHEAD = 0.10
 GOAL_FEED = 50_000.0
-RUNS = 5
+RUNS = 9
 
 _TERM_KQL = ("AzureActivity | where TimeGenerated between (datetime(2026-01-10) .. "
              "datetime(2026-01-11)) and OperationNameValue has \"delete\" "
@@ -73,6 +75,26 @@ def _best(run: Callable[[], object]) -> float:
     return min(times)
 
 
+def _alternating(*runs: Callable[[], object]) -> list[float]:
+    """Best of RUNS for each of ``runs``, taken in turn so load from other work on the
+    machine falls on all of them alike."""
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(RUNS):
+        for run, taken in zip(runs, times, strict=True):
+            started = time.perf_counter()
+            run()
+            taken.append(time.perf_counter() - started)
+    return [min(taken) for taken in times]
+
+
+def _first_run(searcher: Searcher, kql: str, rows: int) -> None:
+    """A KQL query as if never seen: the translation cache and the connection's rewrites
+    are cleared, so translation and rewrite are timed too."""
+    translate_kql.cache_clear()
+    searcher._rewritten.clear()  # private on purpose: the uncached path is what is measured
+    searcher.run(kql, max_rows=rows)
+
+
 def _feed(root: Path, count: int) -> tuple[float, float, float]:
     """(events/s of update_index, derive share, derive-only events/s)."""
     log = build_log(root / "log", build_records(count))
@@ -98,39 +120,42 @@ def run(profile: Profile) -> list[Result]:
                         [schema.INDEX_FORMAT, rows])
         synthesized = time.perf_counter() - started
         size_mb = path.stat().st_size / 1e6
-        measured: dict[str, tuple[float, float, int]] = {}
+        measured: dict[str, tuple[float, float, float, int]] = {}
         with Searcher(path) as searcher:
             for name, kql, sql in (("term", _TERM_KQL, _TERM_SQL),
                                    ("summarize", _SUMMARY_KQL, _SUMMARY_SQL)):
-                count = len(searcher.run(kql, max_rows=rows).rows)
-                assert count == len(searcher.run(sql, language="sql", max_rows=rows).rows)
-                kql_s = _best(lambda: searcher.run(kql, max_rows=rows))  # noqa: B023
-                sql_s = _best(lambda: searcher.run(sql, language="sql",  # noqa: B023
-                                                   max_rows=rows))
-                measured[name] = (kql_s, sql_s, count)
+                answer = sorted(searcher.run(kql, max_rows=rows).rows, key=repr)
+                expected = searcher.run(sql, language="sql", max_rows=rows).rows
+                assert answer == sorted(expected, key=repr), f"{name}: KQL and SQL disagree"
+                kql_s, sql_s, first_s = _alternating(
+                    lambda: searcher.run(kql, max_rows=rows),  # noqa: B023
+                    lambda: searcher.run(sql, language="sql", max_rows=rows),  # noqa: B023
+                    lambda: _first_run(searcher, kql, rows))  # noqa: B023
+                measured[name] = (kql_s, sql_s, first_s, len(answer))
             translate = statistics.median(
-                _best(lambda: translate_kql(_SUMMARY_KQL)) for _ in range(3))
+                _best(lambda: translate_kql.__wrapped__(_SUMMARY_KQL)) for _ in range(3))
     table = [
         (f"{label} ({rows:,} rows)", f"{kql_s * 1000:.0f}", f"{sql_s * 1000:.0f}",
-         f"{(kql_s / sql_s - 1) * 100:+.1f}%", f"{count:,}")
-        for label, (kql_s, sql_s, count) in measured.items()
+         f"{(kql_s / sql_s - 1) * 100:+.1f}%", f"{first_s * 1000:.0f}",
+         f"{(first_s / sql_s - 1) * 100:+.1f}%", f"{count:,}")
+        for label, (kql_s, sql_s, first_s, count) in measured.items()
     ]
     print_table(f"7a. Queries over {rows:,} synthesized rows ({size_mb:,.0f} MB index, built "
                 f"in {synthesized:.1f} s; KQL translation alone {translate * 1000:.1f} ms)",
-                ["query", "KQL ms", "hand-written SQL ms", "KQL overhead", "result rows"],
-                table)
+                ["query", "KQL ms", "hand-written SQL ms", "KQL overhead",
+                 "KQL first run ms", "first-run overhead", "result rows"], table)
     print_table(f"7b. Indexing from the log ({feed:,} sealed events)",
                 ["update_index events/s", "derive_row only events/s", "derive share"],
                 [(f"{feed_rate:,.0f}", f"{derive_rate:,.0f}", f"{derive_share:.0%}")])
     results = [
         Result(f"search: {name} query, {rows:,} rows", kql_s, GOAL_QUERY_S, "s",
                "<= 1 s", kql_s <= GOAL_QUERY_S, "limit")
-        for name, (kql_s, _, _) in measured.items()
+        for name, (kql_s, _, _, _) in measured.items()
     ]
     results.extend(
         Result(f"search: KQL overhead, {name}", kql_s / sql_s, 1 + GOAL_OVERHEAD, "x SQL",
                "<= +10 %", kql_s <= sql_s * (1 + GOAL_OVERHEAD), "limit")
-        for name, (kql_s, sql_s, _) in measured.items())
+        for name, (kql_s, sql_s, _, _) in measured.items())
     results.append(Result("search: indexing from the log", feed_rate, GOAL_FEED, "events/s",
                           ">= 50,000/s", feed_rate >= GOAL_FEED, "goal"))
     return results

@@ -41,14 +41,14 @@ def panther_tests(relative: str) -> list[tuple[str, bool, dict[str, Any]]]:
 
 def builtin() -> RuleSet:
     """The built-in pack."""
-    from auditseal.alerts.sigma import load_rules  # noqa: PLC0415
+    from auditseal.alerts.sigma import load_rules
 
     return load_rules([], builtin=True)
 
 
 def needs_corpus(path: Path) -> None:
     """Skip when the shared corpus is not beside the repository."""
-    import pytest  # noqa: PLC0415
+    import pytest
 
     if not path.exists():
         pytest.skip(f"shared corpus not found at {path}")

@@ -145,7 +145,7 @@ def _app_routes(api: Api) -> list[object]:
     with api.client() as client:
         spec = client.get("/openapi.json").json()
     assert spec["paths"]
-    from auditseal.api import create_app  # noqa: PLC0415
+    from auditseal.api import create_app
 
     return list(create_app(api.service, api.service.settings, manage_service=False).routes)
 

@@ -88,7 +88,7 @@ def test_serve_creates_the_default_log_serves_and_stops_cleanly(
 
 def test_serve_refuses_a_locked_log(log_dir: tuple[Path, str]) -> None:
     root, _ = log_dir
-    from auditseal.log.local import open_writer  # noqa: PLC0415
+    from auditseal.log.local import open_writer
 
     with open_writer(load_log(root)):
         assert run_cli("serve", "--log", root, "--port", str(free_port())) == 6

@@ -309,7 +309,7 @@ class AzureWormDouble:
     def _blob_request(self, method: str, comp: str, container: str, blob: str,
                       headers: dict[str, str]) -> Reply | None:
         if comp in ("immutabilitypolicies", "legalhold"):
-            from tests.doubles.azure_worm_rules import blob_policy_call  # noqa: PLC0415
+            from tests.doubles.azure_worm_rules import blob_policy_call
 
             return blob_policy_call(self, method, comp, container, blob, headers)
         if method == "PUT" and not comp and headers.get("if-none-match") == "*":
@@ -464,7 +464,7 @@ class AzureWormDouble:
 
     def arm(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         """Answer one ARM request (see module docstring)."""
-        from tests.doubles.azure_worm_rules import arm_call  # noqa: PLC0415
+        from tests.doubles.azure_worm_rules import arm_call
 
         try:
             payload, etag = arm_call(self, method, _arm_route(path, headers), headers, body)

@@ -31,6 +31,7 @@ import orjson
 from auditseal.alerts.correlation import CorrelationState, Fired, NewValueState
 from auditseal.alerts.fields import EventView, FieldRef, as_text, compile_field, event_time
 from auditseal.alerts.matcher import Hit
+from auditseal.alerts.prefilter import Screen, screenable
 from auditseal.alerts.sigma import CompiledRule, RuleSet
 from auditseal.core.entry import decode_entry
 from auditseal.errors import FormatError
@@ -47,9 +48,14 @@ class EngineConfig:
     Attributes:
         suppress_window_s: an alert of the same rule and group key within this many seconds
             (event time) of the last one is suppressed; 0 turns suppression off.
+        byte_screen: pick the rules with exact needles from the raw bytes
+            (:class:`~auditseal.alerts.prefilter.Screen`) instead of their gate fields. Off:
+            measured (docs/benchmarks.md) it costs more than the gate lookups it saves while
+            some rules of the set can only be judged by their gates.
     """
 
     suppress_window_s: float = 600.0
+    byte_screen: bool = False
 
     def __post_init__(self) -> None:
         """Validate once."""
@@ -101,6 +107,23 @@ class _Bucket:
     gates: dict[str, _GateIndex] = field(default_factory=dict)
 
 
+def _index(rules: list[CompiledRule]) -> dict[str | None, _Bucket]:
+    """Rules by log, then by gate field and value."""
+    buckets: dict[str | None, _Bucket] = {}
+    for rule in rules:
+        bucket = buckets.setdefault(rule.service, _Bucket())
+        if rule.gate is None:
+            bucket.always.append(rule)
+            continue
+        gate = rule.gate
+        index = bucket.gates.setdefault(gate.field.key, _GateIndex(gate.field))
+        for value in gate.values:
+            index.by_value.setdefault(value, []).append(rule)
+        if gate.prefixes or gate.suffixes:
+            index.affixes.append((gate.prefixes, gate.suffixes, rule))
+    return buckets
+
+
 @dataclass
 class EngineStats:
     """Counters for people and benchmarks."""
@@ -121,18 +144,9 @@ class AlertEngine:
         self.config = config or EngineConfig()
         self.stats = EngineStats()
         self._order = {id(rule): i for i, rule in enumerate(rules.rules)}
-        self._buckets: dict[str | None, _Bucket] = {}
-        for rule in rules.rules:
-            bucket = self._buckets.setdefault(rule.service, _Bucket())
-            if rule.gate is None:
-                bucket.always.append(rule)
-                continue
-            gate = rule.gate
-            index = bucket.gates.setdefault(gate.field.key, _GateIndex(gate.field))
-            for value in gate.values:
-                index.by_value.setdefault(value, []).append(rule)
-            if gate.prefixes or gate.suffixes:
-                index.affixes.append((gate.prefixes, gate.suffixes, rule))
+        self._screen = Screen([rule.needles for rule in rules.rules])
+        self._buckets = _index(rules.rules)
+        self._unscreened = _index([rules.rules[p] for p in sorted(self._screen.unscreened)])
         self._correlations: dict[str, list[CorrelationState]] = {}
         self._states = [CorrelationState(spec) for spec in rules.correlations]
         for state in self._states:
@@ -145,11 +159,21 @@ class AlertEngine:
         self._last_fired: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._now_s = 0.0
 
-    def candidates(self, view: EventView) -> list[CompiledRule]:
-        """The rules worth evaluating on a record: its log's, past their gates."""
+    def candidates(self, view: EventView, hits: set[int] | None = None) -> list[CompiledRule]:
+        """The rules worth evaluating on a record: its log's, past their gates.
+
+        With ``hits`` (the byte screen's verdict on the raw record), the screened rules are
+        those hits and only the rules the screen cannot judge go through the gate index.
+        """
         found: list[CompiledRule] = []
+        buckets = self._buckets
+        if hits is not None:
+            rules, service = self.rules.rules, view.service
+            found = [rule for rule in (rules[p] for p in hits)
+                     if rule.service is None or rule.service == service]
+            buckets = self._unscreened
         for service in (view.service, None) if view.service is not None else (None,):
-            bucket = self._buckets.get(service)
+            bucket = buckets.get(service)
             if bucket is None:
                 continue
             found.extend(bucket.always)
@@ -181,8 +205,14 @@ class AlertEngine:
             FormatError: ``event`` is not a JSON object.
         """
         raw = None
+        screened: set[int] | None = None
         if isinstance(event, bytes | bytearray | memoryview):
             raw = bytes(event)
+            if self.config.byte_screen and screenable(raw) and raw.lstrip()[:1] == b"{":
+                screened = self._screen.hits(raw)
+                if not screened and not self._screen.unscreened:
+                    self.stats.records += 1  # no rule can match: not even decoded
+                    return []
             try:
                 event = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
@@ -191,7 +221,7 @@ class AlertEngine:
             raise FormatError(f"entry {index}: event is not a JSON object")
         self.stats.records += 1
         view = EventView(event, raw)
-        candidates = self.candidates(view)
+        candidates = self.candidates(view, screened)
         if not candidates:
             return []
         self.stats.evaluated += len(candidates)

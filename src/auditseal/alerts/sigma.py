@@ -50,6 +50,7 @@ from auditseal.alerts.matcher import (
     or_gate,
 )
 from auditseal.alerts.matcher import compile_detection as _compile_detection
+from auditseal.alerts.prefilter import Needles, rule_needles
 from auditseal.errors import FormatError
 
 __all__ = ["CompiledRule", "LoadStatus", "RuleSet", "builtin_rule_texts", "load_rules",
@@ -95,6 +96,8 @@ class CompiledRule:
     path: str
     generate: bool = True
     new_value: NewValueSpec | None = None
+    needles: Needles | None = None
+    """Literals one of which the raw record must show (the byte prefilter), if known."""
 
     def matches(self, view: EventView) -> bool:
         """Whether the record matches this rule (log source included)."""
@@ -206,7 +209,7 @@ def _with_generate(rule: CompiledRule, generate: bool) -> CompiledRule:
         return rule
     return CompiledRule(rule.id, rule.title, rule.level, rule.description, rule.service,
                         rule.check, rule.gate, rule.detections, rule.path, generate,
-                        rule.new_value)
+                        rule.new_value, rule.needles)
 
 
 def _why(error: BaseException) -> str:
@@ -236,6 +239,7 @@ def _load_rule(name: str, rule: SigmaRule) -> tuple[LoadStatus, CompiledRule | N
         detections = {key: _compile_detection(key, detection)
                       for key, detection in rule.detection.detections.items()}
         check, gate = compile_condition(rule, detections)
+        needles = rule_needles(rule, detections)
         new_value = _new_value(rule.custom_attributes.get("auditseal"))
     except (SigmaError, FormatError, ValueError, KeyError) as exc:
         return failed(_why(exc))
@@ -246,7 +250,7 @@ def _load_rule(name: str, rule: SigmaRule) -> tuple[LoadStatus, CompiledRule | N
     compiled = CompiledRule(
         id=rule_id, title=rule.title, level=str(rule.level or "medium").lower(),
         description=(rule.description or "").strip(), service=service, check=check,
-        gate=gate, detections=detections, path=name, new_value=new_value,
+        gate=gate, detections=detections, path=name, new_value=new_value, needles=needles,
     )
     return LoadStatus(name, rule_id, rule.title, "rule", True, None, warnings), compiled
 

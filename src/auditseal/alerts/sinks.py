@@ -260,8 +260,8 @@ class Dispatcher:
 
 
 def _alert_from_json(data: dict[str, Any]) -> Alert:
-    from auditseal.alerts.matcher import Hit  # noqa: PLC0415 - only on redelivery
-    from auditseal.ingest.azure_times import parse_azure_time  # noqa: PLC0415
+    from auditseal.alerts.matcher import Hit
+    from auditseal.ingest.azure_times import parse_azure_time
 
     return Alert(
         rule_id=data["rule_id"], title=data["title"], level=data["level"], kind=data["kind"],

@@ -165,7 +165,7 @@ def _admin_routes(app: FastAPI) -> None:
     @app.get("/v1/keys", tags=["admin"])
     def list_keys(request: Request, _: Principal = admin) -> JSONResponse:
         """Every key's metadata, never a secret."""
-        from datetime import UTC, datetime  # noqa: PLC0415
+        from datetime import UTC, datetime
 
         now = datetime.now(UTC)
         service: AuditService = request.app.state.service

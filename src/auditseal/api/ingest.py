@@ -155,10 +155,10 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
              responses={200: {"content": {"application/x-protobuf": {}}}})
 async def post_otlp_logs(
     request: Request,
-    principal: Principal = Depends(require("ingest")),  # noqa: B008
+    principal: Principal = Depends(require("ingest")),  # noqa: B008 -- FastAPI's idiom
 ) -> Response:
     """Seal each OTLP LogRecord as one event (canonical OTLP JSON); partial success."""
-    from auditseal.api import otlp  # noqa: PLC0415 -- written beside this module
+    from auditseal.api import otlp
 
     content_type = request.headers.get("content-type", "")
     kind = require_media_type(content_type, OTLP_TYPES)

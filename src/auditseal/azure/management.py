@@ -131,7 +131,7 @@ def management_client(subscription_id: str, *, endpoint: str | None = None,
         if token:
             credential = StaticTokenCredential(token)
         else:
-            from azure.identity import DefaultAzureCredential  # noqa: PLC0415 -- slow import
+            from azure.identity import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
     base_url = endpoint or env.get(ARM_ENDPOINT_ENV) or None

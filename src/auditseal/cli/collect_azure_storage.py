@@ -64,7 +64,7 @@ def register(sources: Any, parents: list[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Reconcile with the log, then collect once or until SIGINT/SIGTERM."""
     # The Azure SDK is loaded only when this command runs, not for every auditseal command.
-    from auditseal.ingest.azure_storage import open_export_source  # noqa: PLC0415
+    from auditseal.ingest.azure_storage import open_export_source
 
     config = CollectorConfig(interval_s=args.interval_s, settle_s=args.settle_s)
     connection_string = args.connection_string

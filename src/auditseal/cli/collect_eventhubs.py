@@ -15,15 +15,17 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from auditseal.cli import exitcodes
 from auditseal.cli.output import print_json
-from auditseal.ingest.azure_eventhubs import BadEvent, EventHubSettings, collect_eventhub
 from auditseal.log.local import load_log, open_writer
 from auditseal.log.reader import LogReader
+
+if TYPE_CHECKING:
+    from auditseal.ingest.azure_eventhubs import BadEvent
 
 CONNECTION_ENV = "AUDITSEAL_EVENTHUB_CONNECTION_STRING"
 CHECKPOINT_CONNECTION_ENV = "AUDITSEAL_CHECKPOINT_CONNECTION_STRING"
@@ -72,6 +74,9 @@ def register(sources: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_collect_eventhubs(args: argparse.Namespace) -> int:
     """Collect until a signal; exit 3 if any record was rejected."""
+    # Loads the Azure Event Hubs SDK: only this command pays for it, not the CLI's start-up.
+    from auditseal.ingest.azure_eventhubs import EventHubSettings, collect_eventhub
+
     settings = EventHubSettings(
         eventhub=args.eventhub,
         checkpoint_container=args.checkpoint_container,

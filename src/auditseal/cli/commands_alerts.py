@@ -12,14 +12,10 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from auditseal.alerts.engine import AlertEngine, EngineConfig, run_history
-from auditseal.alerts.fields import EventView
-from auditseal.alerts.sigma import RuleSet, load_rules
-from auditseal.alerts.sinks import Dispatcher, FileSink, LogSink, RetryPolicy, Sink, WebhookSink
 from auditseal.cli import exitcodes
 from auditseal.cli.commands_verify import log_source
 from auditseal.cli.output import print_json
@@ -27,6 +23,13 @@ from auditseal.errors import ConfigError, FormatError
 from auditseal.ingest.records import Record, split_records
 from auditseal.log.local import LocalLog, latest_checkpoint, load_log, open_writer
 from auditseal.log.reader import LogReader
+
+if TYPE_CHECKING:
+    from auditseal.alerts.sigma import RuleSet
+    from auditseal.alerts.sinks import Sink, WebhookSink
+
+# The alerts package loads pySigma: every function that needs it imports it itself, so
+# that only ``auditseal alerts`` pays for it, not the CLI's start-up.
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -83,6 +86,8 @@ def parse_duration(text: str) -> float:
 
 
 def _ruleset(args: argparse.Namespace, log: LocalLog | None = None) -> RuleSet:
+    from auditseal.alerts.sigma import load_rules
+
     paths = list(args.rules)
     if log is not None and (log.state / "rules").is_dir():
         paths.insert(0, log.state / "rules")
@@ -94,6 +99,9 @@ def _ruleset(args: argparse.Namespace, log: LocalLog | None = None) -> RuleSet:
 
 def run_alerts(args: argparse.Namespace) -> int:
     """Evaluate the rules over the log and print (and deliver) the alerts."""
+    from auditseal.alerts.engine import AlertEngine, EngineConfig, run_history
+    from auditseal.alerts.sinks import Dispatcher, FileSink, LogSink, RetryPolicy
+
     log = load_log(args.log)
     ruleset = _ruleset(args, log)
     for status in ruleset.report:
@@ -134,6 +142,8 @@ def run_alerts(args: argparse.Namespace) -> int:
 
 
 def _webhook(spec: str) -> WebhookSink:
+    from auditseal.alerts.sinks import WebhookSink
+
     fmt, _, url = spec.partition("=") if "=" in spec.split("://", 1)[0] else ("json", "", spec)
     try:
         return WebhookSink(url, fmt)
@@ -142,7 +152,7 @@ def _webhook(spec: str) -> WebhookSink:
 
 
 def _already_sealed(reader: LogReader) -> set[tuple[str, tuple[int, ...]]]:
-    from auditseal.core.entry import decode_entry  # noqa: PLC0415 - only with --seal
+    from auditseal.core.entry import decode_entry  # only with --seal
 
     found: set[tuple[str, tuple[int, ...]]] = set()
     for _, raw in reader.entries():
@@ -155,6 +165,9 @@ def _already_sealed(reader: LogReader) -> set[tuple[str, tuple[int, ...]]]:
 
 def run_test(args: argparse.Namespace) -> int:
     """Show, per event of ``--on``, whether the rule matches and which parts did."""
+    from auditseal.alerts.engine import AlertEngine, EngineConfig
+    from auditseal.alerts.sigma import load_rules
+
     ruleset = load_rules([args.rule])
     failed = [s for s in ruleset.report if not s.loaded]
     if failed:
@@ -189,6 +202,8 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def _test_record(ruleset: RuleSet, number: int, record: Record) -> dict[str, Any]:
+    from auditseal.alerts.fields import EventView
+
     event = orjson.loads(record.data)
     view = EventView(event)
     matches = []

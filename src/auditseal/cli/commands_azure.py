@@ -91,8 +91,8 @@ def register(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     """Print what protects the log's containers and the findings."""
-    from auditseal.azure.status import collect_status  # noqa: PLC0415 -- loads the Azure SDK
-    from auditseal.azure.tamper import container_client_of, prefix_of  # noqa: PLC0415
+    from auditseal.azure.status import collect_status  # loads the Azure SDK
+    from auditseal.azure.tamper import container_client_of, prefix_of
 
     location = _azure_location(args.log)
     manager = _manager(args, location, required=False)
@@ -160,9 +160,9 @@ def run_legal_hold(args: argparse.Namespace) -> int:
 
 def run_blob_hold(args: argparse.Namespace) -> int:
     """Set or clear one sealed object's legal hold."""
-    from auditseal.azure.management import set_blob_legal_hold  # noqa: PLC0415
-    from auditseal.azure.tamper import container_client_of, prefix_of  # noqa: PLC0415
-    from auditseal.storage.base import validate_key  # noqa: PLC0415
+    from auditseal.azure.management import set_blob_legal_hold
+    from auditseal.azure.tamper import container_client_of, prefix_of
+    from auditseal.storage.base import validate_key
 
     location = _azure_location(args.log)
     store = location.object_store()
@@ -186,7 +186,7 @@ def _azure_location(spec: str) -> AzureBlobLocation:
 
 def _manager(args: argparse.Namespace, location: AzureBlobLocation, *, required: bool
              ) -> ContainerImmutability | None:
-    from auditseal.azure.management import (  # noqa: PLC0415 -- loads the Azure SDK
+    from auditseal.azure.management import (  # loads the Azure SDK
         ContainerImmutability,
         management_client,
     )

@@ -1,4 +1,8 @@
-"""The search index commands: ``auditseal index rebuild | check | status``."""
+"""The search index commands: ``auditseal index rebuild | check | status``.
+
+The index package loads DuckDB; each handler imports it itself so that only these commands
+pay for it, not the CLI's start-up.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from typing import Any
 
 from auditseal.cli import exitcodes
 from auditseal.cli.output import ProgressBar, print_json
-from auditseal.index import check_index, index_status, rebuild_index
 from auditseal.log.local import load_log
 
 
@@ -34,6 +37,8 @@ def register(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_rebuild(args: argparse.Namespace) -> int:
     """Rebuild the index and say how fast."""
+    from auditseal.index import rebuild_index
+
     log = load_log(args.log)
     bar = ProgressBar("indexing", enabled=False if args.no_progress or args.json else None)
     result = rebuild_index(log, progress=bar.update)
@@ -49,6 +54,8 @@ def run_rebuild(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Compare the index with the log; exit 1 when they disagree."""
+    from auditseal.index import check_index
+
     log = load_log(args.log)
     bar = ProgressBar("checking", enabled=False if args.no_progress or args.json else None)
     report = check_index(log, limit=args.limit, progress=bar.update)
@@ -71,6 +78,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     """Print the index's position against the log."""
+    from auditseal.index import index_status
+
     status = index_status(load_log(args.log))
     if args.json:
         print_json({"path": str(status.path), "exists": status.exists, "size": status.size,

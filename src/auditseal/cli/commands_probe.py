@@ -64,7 +64,7 @@ def open_target(spec: str) -> tuple[ObjectStore, TamperTarget]:
         return store, FilesystemTamper(store)
     remote_store = location.remote.object_store()
     if type(remote_store).__name__ == "AzureBlobObjectStore":
-        from auditseal.azure.tamper import AzureBlobTamper  # noqa: PLC0415 -- loads the Azure SDK
+        from auditseal.azure.tamper import AzureBlobTamper  # loads the Azure SDK
 
         return remote_store, AzureBlobTamper.for_store(remote_store)  # type: ignore[arg-type]
     raise ConfigError(f"{spec}: the probe cannot tamper with {remote_store.describe()}")

@@ -1,4 +1,8 @@
-"""``auditseal query``: KQL or SQL over the search index, as a table, JSON or CSV, proven."""
+"""``auditseal query``: KQL or SQL over the search index, as a table, JSON or CSV, proven.
+
+The index package loads DuckDB and the KQL translator; the handler imports it itself so
+that only ``auditseal query`` pays for it, not the CLI's start-up.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,22 @@ import argparse
 import csv
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from auditseal.cli import exitcodes
 from auditseal.cli.output import print_json
 from auditseal.errors import ConfigError
-from auditseal.index import ProvenResult, QueryResult, open_searcher, prove_result, write_proofs
-from auditseal.index.query import DEFAULT_MAX_ROWS, json_value
 from auditseal.log.local import load_log
 
+if TYPE_CHECKING:
+    from auditseal.index import ProvenResult, QueryResult
+
 _CELL_WIDTH = 48
+# auditseal.index.query.DEFAULT_MAX_ROWS, repeated so that building the parser does not load
+# DuckDB; tests/architecture/test_cli_startup.py checks that the two agree.
+DEFAULT_MAX_ROWS = 10_000
 
 
 def register(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -48,6 +56,8 @@ def register(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_query_command(args: argparse.Namespace) -> int:
     """Feed, query, prove if asked, print."""
+    from auditseal.index import open_searcher, prove_result
+
     if args.json and args.csv:
         raise ConfigError("choose one of --json and --csv")
     if args.max_rows < 1:
@@ -93,6 +103,8 @@ def _objects(result: QueryResult, proven: ProvenResult | None, *, embed: bool
 
 def _write_bundle(directory: Path, result: QueryResult, proven: ProvenResult) -> None:
     """What an auditor is handed: one proof per entry, the checkpoint, and the rows."""
+    from auditseal.index import write_proofs
+
     write_proofs(proven, directory)
     rows = _objects(result, proven, embed=False)
     (directory / "results.json").write_bytes(
@@ -115,6 +127,8 @@ def _cells(result: QueryResult, proven: ProvenResult | None, *, proof_dir: Path 
 
 
 def _cell(value: Any, kind: str, full: bool) -> str:
+    from auditseal.index.query import json_value
+
     shown = json_value(value, kind)
     if shown is None:
         return ""

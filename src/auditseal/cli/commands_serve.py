@@ -3,6 +3,9 @@
 Opens the log's writer (creating the log on first start when there is none), starts the
 publisher and the index/alert follower, and serves with uvicorn until SIGINT or SIGTERM;
 then the writer closes with a final publish, so everything acknowledged is sealed.
+
+uvicorn, FastAPI and the service (which loads DuckDB and pySigma) are imported by the
+handler, so that only ``auditseal serve`` pays for them, not the CLI's start-up.
 """
 
 from __future__ import annotations
@@ -15,16 +18,16 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
-from auditseal.api import AuditService, ServeSettings, create_app
-from auditseal.api.settings import DEFAULT_MAX_REQUEST_BYTES, TokenValidator
+from auditseal.api.settings import DEFAULT_MAX_REQUEST_BYTES, ServeSettings, TokenValidator
 from auditseal.cli import exitcodes
 from auditseal.errors import ConfigError
-from auditseal.log.local import STATE_DIR, LocalLog, init_log, load_log
+from auditseal.log.local import STATE_DIR, LocalLog, init_log, latest_checkpoint, load_log
 from auditseal.log.location import resolve
+
+if TYPE_CHECKING:
+    import uvicorn
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 
@@ -60,6 +63,11 @@ def register(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
+    import uvicorn
+
+    from auditseal.api.app import create_app
+    from auditseal.api.service import AuditService
+
     log = _open_or_create(str(args.log))
     settings = ServeSettings(
         max_request_bytes=args.max_request_bytes,
@@ -126,7 +134,7 @@ def _entra(args: argparse.Namespace) -> TokenValidator | None:
         raise ConfigError("--entra-tenant needs at least one --entra-audience")
     if importlib.util.find_spec("auditseal.api.entra") is None:
         raise ConfigError("this build has no Entra ID support (auditseal.api.entra)")
-    from auditseal.api.entra import EntraValidator  # noqa: PLC0415 -- optional part
+    from auditseal.api.entra import EntraValidator  # optional part
 
     validator: TokenValidator = EntraValidator(tenant_id=args.entra_tenant,
                                                audience=args.entra_audience,
@@ -135,7 +143,5 @@ def _entra(args: argparse.Namespace) -> TokenValidator | None:
 
 
 def _size(log: LocalLog) -> int:
-    from auditseal.log.local import latest_checkpoint  # noqa: PLC0415
-
     checkpoint = latest_checkpoint(log)
     return checkpoint.size if checkpoint else 0

@@ -9,12 +9,14 @@ import argparse
 import io
 import shutil
 import stat
+import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from auditseal.cli import exitcodes
+from auditseal.api.keys import KeyStore
+from auditseal.cli import commands_serve, exitcodes
 from auditseal.core.notekeys import NoteVerifier
 from auditseal.core.tiles import bundle_path
 from auditseal.core.tlogproof import verify_tlog_proof
@@ -32,6 +34,11 @@ def register(commands: Any) -> None:
     )
     demo.add_argument("--dir", type=Path, default=None,
                       help="where to create the demo log (default: a new temporary folder)")
+    demo.add_argument(
+        "--serve", action="store_true",
+        help="then serve the demo log (API and web UI) until Ctrl-C, when run at a terminal",
+    )
+    demo.add_argument("--port", type=int, default=8421, help="port for --serve")
     demo.set_defaults(handler=run_demo)
 
 
@@ -86,7 +93,36 @@ def run_demo(args: argparse.Namespace) -> int:
     print()
     print(f"the original log verifies: {report.ok}; tamperings caught: {caught} of 2")
     print(f"try it yourself: auditseal verify --log {root} --key '{vkey}'")
-    return exitcodes.OK if report.ok and caught == 2 else exitcodes.INTEGRITY
+    ok = report.ok and caught == 2
+    if ok and args.serve:
+        return _serve_demo(root, vkey, args.port)
+    return exitcodes.OK if ok else exitcodes.INTEGRITY
+
+
+def _serve_demo(root: Path, vkey: str, port: int) -> int:
+    """Serve the demo log with a fresh admin key, so the web UI shows it at once.
+
+    Only at a terminal: a script running ``make demo`` gets the demo and its exit code,
+    not a server that never returns.
+    """
+    serve = f"auditseal serve --log {root} --port {port}"
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(f"\n(not a terminal: not starting the server; to browse the demo log run: "
+              f"auditseal keys create --role admin --log {root} && {serve})")
+        return exitcodes.OK
+    _, token = KeyStore(root / ".auditseal").create("admin", name="demo")
+    _step(7, f"serve the demo log: open http://127.0.0.1:{port}/ (Ctrl-C stops it)")
+    print(f"   API key (paste it in Settings): {token}")
+    print(f"   verifier key to pin:            {vkey}")
+    args = commands_serve_args(root, port)
+    return commands_serve.run_serve(args)
+
+
+def commands_serve_args(root: Path, port: int) -> argparse.Namespace:
+    """The arguments ``auditseal serve --log ROOT --port PORT`` would parse to."""
+    from auditseal.cli.main import build_parser  # main imports this module
+
+    return build_parser().parse_args(["serve", "--log", str(root), "--port", str(port)])
 
 
 def _show(report: Any) -> int:

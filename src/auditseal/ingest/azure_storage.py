@@ -103,7 +103,7 @@ def open_export_source(
         except ValueError as exc:
             raise ConfigError(f"the storage connection string is not usable: {exc}") from None
         return AzureExportSource(service)
-    from azure.identity import DefaultAzureCredential  # noqa: PLC0415 -- only this path needs it
+    from azure.identity import DefaultAzureCredential
 
     assert account_url is not None
     return AzureExportSource(BlobServiceClient(account_url, credential=DefaultAzureCredential()))

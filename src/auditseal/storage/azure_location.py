@@ -263,7 +263,7 @@ class AzureBlobLocation:
         elif self._sas:
             credential = AzureSasCredential(self._sas)
         else:
-            from azure.identity import DefaultAzureCredential  # noqa: PLC0415 -- slow import
+            from azure.identity import DefaultAzureCredential
 
             credential = DefaultAzureCredential()
         return BlobServiceClient(self.endpoint, credential=credential, **options)
