@@ -27,7 +27,7 @@ class WriterConfig:
 
     commit_max_entries: int = 8192
     publish_interval_s: float = 0.1
-    publish_max_pending: int = 262_144
+    publish_max_pending: int = 65_536
     max_unsealed: int = 4_000_000
     journal_segment_bytes: int = 64 << 20
     fsync: bool = True

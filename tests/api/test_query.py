@@ -6,6 +6,7 @@ import base64
 import time
 from datetime import UTC, datetime
 
+import httpx
 import orjson
 import pytest
 
@@ -130,3 +131,27 @@ def test_otlp_json_logs_are_sealed(api: Api) -> None:
     assert answer.json()["partialSuccess"]["rejectedLogRecords"] in (1, "1")
     assert api.service.writer.size == before + 1
     assert wrong.status_code == 415
+
+
+def _count(client: httpx.Client) -> int:
+    answer = client.post("/v1/search", json={"query": "SELECT count(*) AS n FROM AuditEvents",
+                                             "language": "sql"})
+    assert answer.status_code == 200, answer.text
+    count: int = answer.json()["rows"][0]["n"]
+    return count
+
+
+def test_search_sees_each_feed_and_never_fails_during_one(api: Api) -> None:
+    """The service keeps one searcher open; feeding closes it, the next search reopens it."""
+    api.wait_indexed()
+    batch = b"\n".join(orjson.dumps({"time": NOW, "category": "Feed", "n": i})
+                       for i in range(50))
+    with api.client("reader") as reader, \
+            api.client("ingest", **{"Content-Type": "application/x-ndjson"}) as ingest:
+        before = _count(reader)
+        for _ in range(5):  # searches race the follower's feeds
+            assert ingest.post("/v1/events", content=batch).status_code == 200
+            for _ in range(5):
+                assert before <= _count(reader) <= api.service.writer.size
+        api.wait_indexed()
+        assert _count(reader) == api.service.indexed >= before + 250

@@ -4,7 +4,8 @@ Concept: the *query side* (docs/api.md, "Search and alerts", "Integrity"). Searc
 read-only on the DuckDB index (:mod:`auditseal.index.query`: one SELECT, external access
 off); the timeline and the alert list are fixed SQL over the index's physical table; a
 verification run re-derives the whole log in the background (:func:`auditseal.verify.
-verify_log`) and is fetched by id.
+verify_log`) and is fetched by id; a storage probe (:mod:`auditseal.storage.probe`) runs on
+request and is remembered for ``last_probe``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel, Field
 from auditseal.api.auth import Principal, require
 from auditseal.api.ingest import service_of
 from auditseal.api.limits import ApiError
-from auditseal.errors import ConfigError, FormatError, StorageUnavailable
+from auditseal.errors import ConfigError, FormatError, StorageError, StorageUnavailable
 from auditseal.index import QueryResult
 from auditseal.index.query import Language
 
@@ -112,7 +113,7 @@ def get_integrity(request: Request,
         "checkpoint": {"size": checkpoint.size, "root_hash": checkpoint.root_hash.hex(),
                        "origin": checkpoint.origin},
         "last_verification": service.last_verification,
-        "last_probe": None,
+        "last_probe": service.last_probe,
         "storage": request.app.state.storage_description,
         "publish_error": None if publish_error is None else str(publish_error),
         "index": {"size": service.indexed, "error": service.follow_error},
@@ -130,6 +131,28 @@ def post_verify(request: Request,
                                 principal, run_id=run_id)
     return JSONResponse({"id": run_id, "status": "running",
                          "href": f"/v1/integrity/verify/{run_id}"}, status_code=202)
+
+
+@router.post("/v1/integrity/probe", tags=["integrity"])
+def post_probe(request: Request,
+               principal: Principal = Depends(require("admin"))) -> JSONResponse:  # noqa: B008
+    """Probe the log's own storage for immutability; the recorded result.
+
+    The canary lands under ``probe/`` and, on WORM storage, stays there for good.
+    """
+    service = service_of(request)
+    try:
+        record = service.probe(by=f"{principal.role}:{principal.name}")
+    except (ConfigError, StorageError) as exc:
+        request.app.state.auth.seal(request, "integrity.probe", f"probe failed: {exc}",
+                                    principal, protected=None)
+        if isinstance(exc, ConfigError):
+            raise ApiError(409, "probe_unsupported", str(exc)) from None
+        raise  # 503 storage_unavailable
+    request.app.state.auth.seal(request, "integrity.probe", record["verdict"], principal,
+                                protected=record["protected"],
+                                canary_key=record["canary_key"])
+    return JSONResponse(record)
 
 
 @router.get("/v1/integrity/verify/{run_id}", tags=["integrity"])

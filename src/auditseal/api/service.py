@@ -5,7 +5,16 @@ serves"). :class:`AuditService` owns the only :class:`~auditseal.log.writer.LogW
 the log (with its background publisher), and a follower thread that, after each publish,
 feeds the search index and the alert engine and seals each alert in the log. It holds
 what ``GET /v1/integrity`` reports: the latest checkpoint, the last full verification
-(also kept in ``<state>/last-verification.json``), the publisher's last error.
+(also kept in ``<state>/last-verification.json``), the last storage probe (kept in
+``<state>/last-probe.json`` by ``auditseal probe`` and by :meth:`AuditService.probe`), the
+publisher's last error.
+
+Searches share one read-only :class:`~auditseal.index.Searcher` (opening one costs a DuckDB
+connection and the Log Analytics views, ~100 ms), used under ``_index_lock``: DuckDB lets a
+process hold a file either read-only or read-write, and its configuration lock is per
+database, so a second searcher cannot even be opened while one is. The follower therefore
+closes the searcher, feeds the index and leaves the next search to reopen it: a search
+waits for a feed in flight, never fails because of one, and sees every fed checkpoint.
 
 HTTP ingest answers with each event's leaf hash, which the writer returns
 (``LogWriter.append_entries``), since the leaf covers the header the writer stamps.
@@ -38,6 +47,13 @@ from auditseal.index.query import Language
 from auditseal.log.local import LocalLog, open_writer
 from auditseal.log.reader import LogReader
 from auditseal.log.writer import LogWriter
+from auditseal.storage.probe import (
+    load_probe_record,
+    probe_record,
+    run_probe,
+    save_probe_record,
+    tamper_target,
+)
 from auditseal.verify import DirectorySource, LogSource, verify_log
 
 log = logging.getLogger("auditseal.serve")
@@ -66,6 +82,7 @@ class AuditService:
         self._follower: threading.Thread | None = None
         self._index_lock = threading.Lock()
         self._reader: LogReader | None = None
+        self._searcher: Searcher | None = None  # guarded by _index_lock
         self.indexed = 0
         self.alerted = 0
         self.follow_error: str | None = None
@@ -94,6 +111,7 @@ class AuditService:
         if self._writer is not None:
             self.seal_key_changes()  # what the follower had no round left to see
         self._writer = None
+        self._close_searcher()
         self._stack.close()
 
     @property
@@ -174,12 +192,31 @@ class AuditService:
     # -- the index -------------------------------------------------------------------------
 
     def query(self, text: str, language: Language, max_rows: int) -> QueryResult:
-        """Run one read-only query over the search index (never while it is being fed)."""
+        """Run one read-only query over the search index (never while it is being fed).
+
+        Raises:
+            FormatError: the query does not parse or fails.
+            ConfigError, StorageUnavailable: the index cannot be opened.
+        """
         with self._index_lock:
-            if not index_path(self.log).exists():
-                update_index(self.log, self.checkpoint)
-            with Searcher(index_path(self.log)) as searcher:
-                return searcher.run(text, language=language, max_rows=max_rows)
+            if self._searcher is None:
+                if not index_path(self.log).exists():
+                    update_index(self.log, self.checkpoint)
+                self._searcher = Searcher(index_path(self.log))
+            try:
+                return self._searcher.run(text, language=language, max_rows=max_rows)
+            except FormatError:
+                raise
+            except Exception:
+                self._searcher.close()  # a broken connection: the next query reopens
+                self._searcher = None
+                raise
+
+    def _close_searcher(self) -> None:
+        with self._index_lock:
+            if self._searcher is not None:
+                self._searcher.close()
+                self._searcher = None
 
     # -- verification ----------------------------------------------------------------------
 
@@ -206,6 +243,34 @@ class AuditService:
         summary = {k: run.get(k) for k in ("id", "status", "ok", "size", "started", "finished")}
         self.last_verification = summary
         self._write_state("last-verification", summary)
+
+    # -- the storage probe ------------------------------------------------------------------
+
+    @property
+    def last_probe(self) -> dict[str, Any] | None:
+        """The last probe's record (this service's or ``auditseal probe``'s), if any."""
+        return load_probe_record(self.log.state)
+
+    def probe(self, by: str) -> dict[str, Any]:
+        """Probe the log's own storage (``auditseal.storage.probe``) and record the result.
+
+        The canary is sealed under ``probe/`` exactly as tiles are; on WORM storage it stays
+        for the retention period. The record is written to ``<state>/last-probe.json``.
+
+        Raises:
+            ConfigError: the storage has no tamper interface.
+            StorageError: the canary itself could not be written.
+        """
+        store = self.log.object_store(fsync=self.settings.writer.fsync,
+                                      set_immutable=self.settings.writer.set_immutable)
+        when = datetime.now(UTC)
+        report = run_probe(store, tamper_target(store))
+        record = probe_record(report, when, by=by)
+        try:
+            save_probe_record(self.log.state, record)
+        except OSError as exc:
+            log.warning("could not record the probe in %s: %s", self.log.state, exc)
+        return record
 
     # -- following the log -----------------------------------------------------------------
 
@@ -237,6 +302,9 @@ class AuditService:
         checkpoint = self.checkpoint
         if checkpoint.size > self.indexed or not index_path(self.log).exists():
             with self._index_lock:
+                if self._searcher is not None:  # the writer needs the file to itself
+                    self._searcher.close()
+                    self._searcher = None
                 update_index(self.log, checkpoint)
             self.indexed = checkpoint.size
 

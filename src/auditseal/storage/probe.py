@@ -20,24 +20,37 @@ Attempts, in this order so that a successful delete cannot hide the others:
 The canary's key (``probe/canary-<UTC time>-<random>``) lies outside the tlog-tiles tree
 (``tile/``, ``checkpoint``, ``checkpoints/``), so verifiers and readers never see it. On WORM
 storage it can never be deleted again; the report says so.
+
+The last probe of a log is remembered in ``<log state>/last-probe.json``
+(:func:`save_probe_record`, written atomically; :func:`load_probe_record`): time, verdict,
+who ran it and the full report, for ``GET /v1/integrity``.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
 
 from auditseal.clock import Clock, SystemClock
-from auditseal.errors import StorageError, StorageRefused
+from auditseal.errors import ConfigError, StorageError, StorageRefused
 from auditseal.storage.base import ObjectStore, validate_key
+from auditseal.storage.filesystem import FilesystemObjectStore
+from auditseal.storage.filesystem_tamper import FilesystemTamper
 
 CANARY_PREFIX = "probe/"
 VERDICT_ACTIONS = ("overwrite", "set_metadata", "delete")
 """Attempts that must be refused for the storage to count as protected."""
 ALL_ACTIONS = ("overwrite", "set_metadata", "set_tier", "delete")
+LAST_PROBE_FILE = "last-probe.json"
+"""The last probe's record, in the log's private state folder."""
 
 
 @runtime_checkable
@@ -217,3 +230,62 @@ def _message(exc: StorageRefused) -> str:
 def _join(words: list[str]) -> str:
     names = [w.replace("_", " ") for w in words]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def tamper_target(store: ObjectStore) -> TamperTarget:
+    """The tamper interface of ``store``'s own backend.
+
+    Raises:
+        ConfigError: the backend has no tamper interface (or does not expose its client).
+    """
+    if isinstance(store, FilesystemObjectStore):
+        return FilesystemTamper(store)
+    if type(store).__name__ == "AzureBlobObjectStore":
+        from auditseal.azure.tamper import AzureBlobTamper  # loads the Azure SDK
+
+        return AzureBlobTamper.for_store(store)  # type: ignore[arg-type]
+    raise ConfigError(f"the probe cannot tamper with {store.describe()}")
+
+
+def probe_record(report: ProbeReport, when: datetime, by: str) -> dict[str, Any]:
+    """What is remembered of one probe run: when, by whom, the verdict, the report.
+
+    Args:
+        report: the probe's report.
+        when: when it ran (aware datetime; written as RFC 3339 UTC).
+        by: who ran it ("cli", or the service's principal).
+    """
+    stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"time": stamp, "by": by, "protected": report.protected,
+            "verdict": report.verdict(), "storage": report.storage,
+            "canary_key": report.canary_key, "report": report.to_json()}
+
+
+def save_probe_record(state: Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` to ``state/last-probe.json`` atomically (temp file, fsync, rename).
+
+    Readers see the old record or the new one, never a torn file.
+
+    Raises:
+        OSError: the state folder cannot be written.
+    """
+    path = state / LAST_PROBE_FILE
+    tmp = state / f".{LAST_PROBE_FILE}.{secrets.token_hex(4)}.tmp"
+    try:
+        with tmp.open("wb") as out:
+            out.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_probe_record(state: Path) -> dict[str, Any] | None:
+    """The last probe's record from ``state``; None if there is none or it is unreadable."""
+    try:
+        value = orjson.loads((state / LAST_PROBE_FILE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
