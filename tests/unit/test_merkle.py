@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from auditseal.core.merkle import (
     root_from_leaf_hashes,
     tree_root,
 )
+from tests.unit.merkle_helpers import TableReader, cheap_leaves
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "vectors" / "rfc6962_merkle.json").read_text()
@@ -35,23 +35,6 @@ ROOTS = {int(k): bytes.fromhex(v) for k, v in VECTORS["roots"].items()}
 NODES = [[bytes.fromhex(h) for h in level] for level in VECTORS["node_hashes"]]
 
 
-def cheap_leaves(n: int) -> list[bytes]:
-    return [leaf_hash(i.to_bytes(8, "big")) for i in range(n)]
-
-
-class TableReader:
-    """NodeReader over every complete node of a list of leaf hashes; records its calls."""
-
-    def __init__(self, leaves: Sequence[bytes]) -> None:
-        self.levels = [list(leaves)]
-        while len(self.levels[-1]) > 1:
-            pairs = zip(self.levels[-1][::2], self.levels[-1][1::2], strict=False)
-            self.levels.append([node_hash(a, b) for a, b in pairs])
-        self.calls: list[list[tuple[int, int]]] = []
-
-    def __call__(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
-        self.calls.append(list(nodes))
-        return [self.levels[level][index] for level, index in nodes]
 
 
 @pytest.mark.parametrize("size", range(9), ids=lambda s: f"size{s}")

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditseal.core.hashing import EMPTY_ROOT, leaf_hash, node_hash
+from auditseal.core.hashing import EMPTY_ROOT, leaf_hash
 from auditseal.core.merkle import root_from_leaf_hashes
 from auditseal.core.proofs import (
     consistency_proof,
@@ -28,6 +28,7 @@ from auditseal.core.proofs import (
     verify_inclusion,
 )
 from auditseal.errors import ConsistencyProofError, InclusionProofError
+from tests.unit.merkle_helpers import TableReader, cheap_leaves
 
 VECTORS: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "vectors" / "rfc6962_merkle.json").read_text()
@@ -41,23 +42,6 @@ def hexes(values: Sequence[str]) -> list[bytes]:
     return [bytes.fromhex(v) for v in values]
 
 
-def cheap_leaves(n: int) -> list[bytes]:
-    return [leaf_hash(i.to_bytes(8, "big")) for i in range(n)]
-
-
-class TableReader:
-    """NodeReader over every complete node of a list of leaf hashes; records its calls."""
-
-    def __init__(self, leaves: Sequence[bytes]) -> None:
-        self.levels = [list(leaves)]
-        while len(self.levels[-1]) > 1:
-            pairs = zip(self.levels[-1][::2], self.levels[-1][1::2], strict=False)
-            self.levels.append([node_hash(a, b) for a, b in pairs])
-        self.calls: list[list[tuple[int, int]]] = []
-
-    def __call__(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
-        self.calls.append(list(nodes))
-        return [self.levels[level][index] for level, index in nodes]
 
 
 EIGHT = TableReader(LEAVES)
