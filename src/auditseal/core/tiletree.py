@@ -194,11 +194,12 @@ class TileNodeReader:
         tile = TileId(*key)
         hashes = decode_tile(self._read_tile(tile), expected_width=tile.width)
         levels = [hashes]
+        sha, prefix = _sha256, NODE_PREFIX
         while len(levels[-1]) > 1:
-            below = levels[-1]
+            pairs = iter(levels[-1])  # zip(it, it) walks pairs; an odd last hash waits
             levels.append([
-                _sha256(NODE_PREFIX + below[j] + below[j + 1]).digest()
-                for j in range(0, len(below) - 1, 2)
+                sha(prefix + left + right).digest()
+                for left, right in zip(pairs, pairs, strict=False)
             ])
         cache[key] = levels
         if len(cache) > self._cache_tiles:
