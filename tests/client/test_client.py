@@ -187,3 +187,17 @@ def test_outage_loses_nothing_across_a_client_restart(live: LiveServer, tmp_path
     assert client.flush(10.0)
     assert client.close() == 0
     assert numbers(live) == list(range(100)) + list(range(100, 351))
+
+
+
+def test_one_line_batches_keep_their_bytes_on_the_ndjson_path(live: LiveServer) -> None:
+    """One-line events travel as NDJSON (faster to split); bytes are sealed unchanged."""
+    raws = [b'{"n":1,  "x" : "a"}', b'{ "n" : 2 }', b'{"n":3,"t":"\u00e9"}']
+    with AuditsealClient(live.url, live.ingest_key) as client:
+        results = client.send_now(raws)
+    assert live.service is not None
+    live.service.writer.publish()  # durable already; seal now to read the entries back
+    reader = live.service.reader()
+    indexes = [r.index for r in results if isinstance(r, Delivery)]
+    assert len(indexes) == 3
+    assert [reader.entry(i).split(b"\n", 1)[1] for i in indexes] == raws
