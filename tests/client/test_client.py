@@ -192,7 +192,7 @@ def test_outage_loses_nothing_across_a_client_restart(live: LiveServer, tmp_path
 
 def test_one_line_batches_keep_their_bytes_on_the_ndjson_path(live: LiveServer) -> None:
     """One-line events travel as NDJSON (faster to split); bytes are sealed unchanged."""
-    raws = [b'{"n":1,  "x" : "a"}', b'{ "n" : 2 }', b'{"n":3,"t":"\u00e9"}']
+    raws = [b'{"n":1,  "x" : "a"}', b'{ "n" : 2 }', b'{"n":3,"t":"\\u00e9"}']
     with AuditsealClient(live.url, live.ingest_key) as client:
         results = client.send_now(raws)
     assert live.service is not None
