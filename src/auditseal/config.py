@@ -13,6 +13,9 @@ class WriterConfig:
 
     Attributes:
         commit_max_entries: most entries made durable by one group commit (one fsync).
+        seal_directly_from: a group commit of at least this many entries is sealed at once
+            (bundles, tiles, checkpoint) instead of journaled, on stores that create a
+            batch in order (the filesystem): each byte is then written once.
         publish_interval_s: a background publisher signs a new checkpoint this often when
             entries are pending (the append-to-checkpoint latency bound).
         publish_max_pending: publish as soon as this many entries are pending (and seal
@@ -26,6 +29,7 @@ class WriterConfig:
     """
 
     commit_max_entries: int = 8192
+    seal_directly_from: int = 1024
     publish_interval_s: float = 0.1
     publish_max_pending: int = 65_536
     max_unsealed: int = 4_000_000
@@ -36,6 +40,8 @@ class WriterConfig:
     def __post_init__(self) -> None:
         if self.commit_max_entries < 1:
             raise ConfigError("commit_max_entries must be at least 1")
+        if self.seal_directly_from < 1:
+            raise ConfigError("seal_directly_from must be at least 1")
         if not 0.001 <= self.publish_interval_s <= 3600:
             raise ConfigError("publish_interval_s must be between 0.001 and 3600 seconds")
         if self.publish_max_pending < 1:

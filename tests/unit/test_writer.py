@@ -15,8 +15,9 @@ from auditseal.core.notekeys import NoteSigner, NoteVerifier, generate_key
 from auditseal.errors import OverloadError, StorageUnavailable
 from auditseal.log.reader import LogReader
 from auditseal.log.writer import LogWriter
+from auditseal.storage.filesystem import FilesystemHeadStore, FilesystemObjectStore
 from auditseal.storage.memory import MemoryHeadStore, MemoryObjectStore
-from auditseal.verify import verify_log
+from auditseal.verify import DirectorySource, verify_log
 
 
 class FlakyStoreDouble(MemoryObjectStore):
@@ -148,3 +149,50 @@ def test_append_entries_returns_the_leaf_hash_of_each_sealed_entry(tmp_path: Pat
     assert [index for index, _ in sealed] == [0, 1, 2]
     assert all(leaf == leaf_hash(reader.entry(index)) for index, leaf in sealed)
     writer.close()
+
+
+class CrashOnSwapHeadDouble(FilesystemHeadStore):
+    """A head whose next swap 'crashes' the writer after the objects were created."""
+
+    crash = False
+
+    def swap(self, data: bytes, expected: str | None) -> str:
+        if self.crash:
+            raise RuntimeError("process killed mid-publish (test double)")
+        return super().swap(data, expected)
+
+
+def test_bundles_left_by_a_crashed_direct_seal_are_adopted(tmp_path: Path) -> None:
+    """Regression: a direct seal killed before its head swap left bundles of entries nobody
+    acknowledged; later entries at those indexes then hit StorageConflict on restart."""
+    store = FilesystemObjectStore(tmp_path / "log", fsync=False)
+    head = CrashOnSwapHeadDouble(tmp_path / "log" / "checkpoint", fsync=False)
+    config = WriterConfig(fsync=False, set_immutable=False, seal_directly_from=100)
+    skey, vkey = generate_key("writer.test/log")
+
+    def writer_on(head_store: FilesystemHeadStore) -> LogWriter:
+        writer = LogWriter(
+            store=store, head=head_store, signer=NoteSigner.from_private_key(skey),
+            verifier=NoteVerifier.from_vkey(vkey), origin="writer.test/log",
+            journal_dir=tmp_path / "journal", clock=FixedClock(datetime(2026, 11, 27, tzinfo=UTC)),
+            config=config,
+        )
+        writer.open()
+        return writer
+
+    first = writer_on(head)
+    first.append(_events(30))  # journaled (below seal_directly_from)
+    head.crash = True
+    with pytest.raises(RuntimeError, match="killed"):
+        first.append(_events(600, 30))  # sealed directly: objects written, head not moved
+    assert store.exists("tile/entries/001")  # bundles past the checkpoint: unacknowledged
+
+    second = writer_on(FilesystemHeadStore(tmp_path / "log" / "checkpoint", fsync=False))
+    assert second.adopted_entries == 600
+    assert second.checkpoint is not None
+    assert second.checkpoint.size == 630
+    assert second.append(_events(500, 1000))[0] == 630  # no StorageConflict on bundle 2
+    second.close()
+    report = verify_log(DirectorySource(tmp_path / "log"), [NoteVerifier.from_vkey(vkey)])
+    assert report.ok, report.findings
+    assert report.entries_checked == 1130

@@ -163,6 +163,20 @@ class Journal:
         if self._fsync:
             _fsync_dir(self._dir)
 
+    def skip_to(self, index: int) -> None:
+        """Continue at ``index``: the entries below it were sealed without passing through.
+
+        Segment names carry their first index, so the journal must never hold a gap: a
+        new segment starts at ``index`` and the older ones, now all sealed, go.
+        """
+        with self._lock:
+            if index < self.next_index:
+                raise ValueError(f"cannot skip back from {self.next_index} to {index}")
+            if index > self.next_index:
+                self.next_index = index
+                self._start_segment(index)
+            self._release(index)
+
     def close(self) -> None:
         """Close the current segment."""
         if self._fd is not None:

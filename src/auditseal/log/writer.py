@@ -1,20 +1,17 @@
 """The log writer: group-committed appends, then sealing into the write-once tree.
 
-Life of an entry:
+1. ``append`` encodes events as entries and joins the group commit: the caller that finds
+   no commit running writes everything queued to the journal with one fdatasync and wakes
+   the others. An append returns only once its entries are durable. A batch of at least
+   ``seal_directly_from`` entries, on a store that creates a batch in order, is sealed at
+   once instead (each byte written once; ``log.adopt`` covers a crash mid-seal).
+2. ``publish`` (every ``publish_interval_s``, or directly) seals what is pending: bundles
+   and hash tiles are created (never overwritten) in one batch, the checkpoint is signed,
+   the head moved by compare-and-swap and the checkpoint kept in the history; then the
+   journal forgets what is sealed.
 
-1. ``append`` encodes events as entries and hands them to the group commit: whichever
-   caller finds no commit running becomes the leader, takes everything queued, writes it
-   to the journal with one fdatasync, and wakes the others. An append returns its indexes
-   only once its entries are durable.
-2. ``publish`` (called by the background publisher every ``publish_interval_s``, or
-   directly) seals what is pending: entry bundles and hash tiles are created (never
-   overwritten) in one batch, the checkpoint is signed, the head is moved by
-   compare-and-swap, and the checkpoint is kept in the history. Then the journal forgets
-   what is sealed.
-
-A crash between 1 and 2 loses nothing: ``open`` replays the journal. A crash inside 2
-leaves only objects that re-publishing writes again with identical bytes (every object
-is a pure function of the entries), so create-if-absent makes it idempotent.
+A crash between 1 and 2 loses nothing: ``open`` replays the journal. Every object is a
+pure function of the entries, so re-publishing after a crash is idempotent.
 """
 
 from __future__ import annotations
@@ -34,14 +31,14 @@ from auditseal.core.notekeys import NoteSigner, NoteVerifier
 from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle, encode_bundle
 from auditseal.core.tiletree import TileWriter
 from auditseal.errors import (
-    LogLocked,
+    EntryMismatch,
     OverloadError,
-    StorageConflict,
     StorageError,
-    StorageUnavailable,
 )
-from auditseal.log.head import load_head
+from auditseal.log.adopt import orphan_entries
+from auditseal.log.head import load_head, swap_head
 from auditseal.log.journal import Journal
+from auditseal.log.publisher import BackgroundPublisher
 from auditseal.storage.base import HeadStore, ObjectStore
 
 
@@ -51,6 +48,7 @@ class _Request:
     first: int = -1
     error: BaseException | None = None
     done: bool = False
+    sealed: bool = False  # sealed directly, not journaled: nothing left to publish
 
 
 @dataclass
@@ -96,12 +94,16 @@ class LogWriter:
         self._sealed: _Sealed | None = None
         self._head_version: str | None = None
         self.checkpoint: VerifiedCheckpoint | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._publisher: threading.Thread | None = None
+        self._background = BackgroundPublisher(
+            self.publish, self.config.publish_interval_s, self._published
+        )
         self.publish_error: Exception | None = None
         self.recovered_entries = 0
+        self.adopted_entries = 0
         self.torn_bytes = 0
+        # Only a store that creates a batch's objects in list order may seal directly:
+        # recovery then finds a prefix of the bundles, never a gap (log.adopt).
+        self._seals_directly = bool(getattr(store, "ordered_create_many", False))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -120,10 +122,27 @@ class LogWriter:
         recovery = self._journal.recover(size)
         self.recovered_entries = len(recovery.pending)
         self.torn_bytes = recovery.torn_bytes
-        self._pending = list(recovery.pending)
+        self._pending = self._adopt(size, list(recovery.pending))
         self.publish(force=loaded is None)
         assert self.checkpoint is not None  # loaded, or published just now
+        if self._journal.next_index < self.checkpoint.size:
+            self._journal.skip_to(self.checkpoint.size)  # adopted entries were sealed
         return self.checkpoint
+
+    def _adopt(self, size: int, pending: list[bytes]) -> list[bytes]:
+        """The journal's entries, extended by bundles a crashed direct seal left behind."""
+        if not self._seals_directly or self._sealed is None:
+            return pending
+        orphans = orphan_entries(self._store, size, self._sealed.bundle)
+        if len(orphans) <= len(pending):
+            return pending
+        if orphans[: len(pending)] != pending:
+            raise EntryMismatch(
+                what="modified", where=f"entries from {size}",
+                detail="bundles past the checkpoint disagree with the journal",
+            )
+        self.adopted_entries = len(orphans) - len(pending)
+        return orphans
 
     def close(self) -> None:
         """Stop the publisher, seal everything pending and close the journal."""
@@ -247,7 +266,7 @@ class LogWriter:
                     self._committing = False
                     for item in batch:
                         item.done = True
-                        if item.first >= 0:
+                        if item.first >= 0 and not item.sealed:
                             self._pending.extend(item.entries)
                     self._committed.notify_all()
         if request.error is not None:
@@ -255,6 +274,12 @@ class LogWriter:
         return request.first
 
     def _write_batch(self, batch: list[_Request]) -> None:
+        if (
+            self._seals_directly
+            and sum(len(r.entries) for r in batch) >= self.config.seal_directly_from
+            and self._seal_directly(batch)
+        ):
+            return
         limit = self.config.commit_max_entries
         chunk: list[_Request] = []
         count = 0
@@ -273,6 +298,40 @@ class LogWriter:
             if request is not None:
                 chunk.append(request)
                 count += len(request.entries)
+
+    def _seal_directly(self, batch: list[_Request]) -> bool:
+        """Make a large batch durable by sealing it at once, without the journal.
+
+        Each byte is then written once. Journaled entries still pending go first, so
+        indexes stay in order; a crash mid-seal leaves bundles that ``open`` adopts
+        (``log.adopt``). Returns False, having acknowledged nothing, when the storage
+        failed: the batch then goes through the journal.
+        """
+        entries = [e for r in batch for e in r.entries]
+        try:
+            with self._publish_lock:
+                with self._lock:
+                    pending, self._pending = self._pending, []
+                first = self._journal.next_index
+                try:
+                    self._seal([*pending, *entries])
+                except BaseException:
+                    with self._lock:
+                        self._pending[:0] = pending
+                    self._sealed = None
+                    raise
+                self._journal.skip_to(first + len(entries))
+        except StorageError as exc:
+            self.publish_error = exc
+            return False
+        except BaseException as exc:  # every waiter must learn of it
+            for request in batch:
+                request.error = exc
+            return True
+        for request in batch:
+            request.first, request.sealed = first, True
+            first += len(request.entries)
+        return True
 
     # -- sealing ---------------------------------------------------------------------------
 
@@ -326,7 +385,7 @@ class LogWriter:
         note = sign_checkpoint(checkpoint, [self._signer])
         if objects:
             self._store.create_many(objects)
-        self._swap_head(note)
+        self._head_version = swap_head(self._head, note, self._head_version)
         # The history copy comes after the head moved: a history newer than the head can
         # then only mean a rollback, never a publish cut short (open() repairs the copy).
         self._store.create(history_key(size), note)
@@ -336,30 +395,6 @@ class LogWriter:
         self._sealed = _Sealed(tiles=tiles, bundle=bundle)
         self._journal.release(size)
         return self.checkpoint
-
-    def _swap_head(self, note: bytes) -> None:
-        """Move the head to ``note`` by compare-and-swap.
-
-        A swap whose answer was lost (a timeout after the storage applied it) leaves our
-        version token stale; the head is then read back, and if it is our note the swap
-        did happen. Anything else on the head means another writer.
-        """
-        try:
-            self._head_version = self._head.swap(note, self._head_version)
-        except StorageUnavailable:
-            current = self._head.load()
-            if current is None or current.data != note:
-                raise
-            self._head_version = current.version
-        except StorageConflict as exc:
-            current = self._head.load()
-            if current is not None and current.data == note:
-                self._head_version = current.version
-                return
-            raise LogLocked(
-                f"the head checkpoint of this log was changed by someone else ({exc}); "
-                "another writer is active, stop it and reopen the log"
-            ) from exc
 
     def _resume_edge(self, size: int) -> _Sealed:
         tiles = TileWriter.resume(size, lambda tile: self._store.read(tile.path))
@@ -374,32 +409,11 @@ class LogWriter:
 
     def start_publisher(self) -> None:
         """Publish pending entries every ``publish_interval_s`` from a background thread."""
-        if self._publisher is not None:
-            return
-        self._stop.clear()
-        self._publisher = threading.Thread(
-            target=self._publish_loop, name="auditseal-publisher", daemon=True
-        )
-        self._publisher.start()
+        self._background.start()
 
     def stop_publisher(self) -> None:
         """Stop the background publisher (it finishes the publish it is in)."""
-        if self._publisher is None:
-            return
-        self._stop.set()
-        self._wake.set()
-        self._publisher.join()
-        self._publisher = None
+        self._background.stop()
 
-    def _publish_loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.config.publish_interval_s)
-            self._wake.clear()
-            try:
-                self.publish()
-                self.publish_error = None
-            except Exception as exc:  # the publisher thread must outlive any failure
-                # Entries stay durable in the journal; the next round retries. A lasting
-                # failure (expired credentials, a second writer) shows in publish_error and
-                # in the OverloadError that appends get once the backlog is full.
-                self.publish_error = exc
+    def _published(self, error: Exception | None) -> None:
+        self.publish_error = error

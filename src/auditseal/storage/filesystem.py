@@ -61,6 +61,10 @@ class FilesystemObjectStore:
         set_immutable: also set the immutable attribute on every new file, where allowed.
     """
 
+    ordered_create_many = True
+    """``create_many`` links its objects in list order (the writer's direct sealing relies
+    on it: after a crash, a prefix of a batch exists, never a gap)."""
+
     def __init__(self, root: Path, *, fsync: bool = True, set_immutable: bool = False) -> None:
         """Open (lazily) the store in ``root``."""
         self.root = Path(root)
