@@ -9,7 +9,6 @@ input), read back from the bundles, in the same run. Both run with a warm page c
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from auditseal.config import WriterConfig
 from auditseal.core.tiles import decode_bundle
 from auditseal.log.local import LocalLog, init_log, open_writer
 from auditseal.verify import DirectorySource, VerifyReport, verify_log
+from bench.append import sha256_seconds
 from bench.data import Profile, Result, build_records, print_table, scratch_dir
 
 ORIGIN = "bench.example/verify"
@@ -44,15 +44,6 @@ def sealed_entries(root: Path) -> list[bytes]:
     for key in source.list("tile/entries/"):
         entries.extend(decode_bundle(source.read(key)))
     return entries
-
-
-def sha256_seconds(entries: list[bytes]) -> float:
-    """Seconds to hash every entry once."""
-    sha = hashlib.sha256
-    started = time.perf_counter()
-    for entry in entries:
-        sha(entry).digest()
-    return time.perf_counter() - started
 
 
 def verify_seconds(log: LocalLog, workers: int = 1) -> tuple[float, VerifyReport]:

@@ -47,6 +47,7 @@ from auditseal.index.query import Language
 from auditseal.log.local import LocalLog, open_writer
 from auditseal.log.reader import LogReader
 from auditseal.log.writer import LogWriter
+from auditseal.storage.durable import replace_file
 from auditseal.storage.probe import (
     load_probe_record,
     probe_record,
@@ -343,11 +344,8 @@ class AuditService:
         return value if isinstance(value, dict) else None
 
     def _write_state(self, name: str, value: dict[str, Any]) -> None:
-        path = self.log.state / f"{name}.json"
-        tmp = path.with_suffix(".tmp")
         with contextlib.suppress(OSError):
-            tmp.write_bytes(orjson.dumps(value))
-            tmp.replace(path)
+            replace_file(self.log.state / f"{name}.json", orjson.dumps(value), fsync=False)
 
 
 class _Snapshot:

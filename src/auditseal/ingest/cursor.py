@@ -36,7 +36,7 @@ import orjson
 
 from auditseal.errors import ConfigError
 from auditseal.ingest.records import Record, Rejected, split_records
-from auditseal.storage.durable import fsync_dir
+from auditseal.storage.durable import replace_file
 
 CURSOR_FORMAT = 1
 SOURCE_SCHEME = "azblob:"
@@ -128,15 +128,7 @@ def load_cursor(path: Path) -> Cursor:
 def save_cursor(path: Path, cursor: Cursor, *, fsync: bool = True) -> None:
     """Replace the cursor at ``path`` atomically: temp file, fsync, rename, dir fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temp.open("wb") as out:
-        out.write(cursor.encode())
-        out.flush()
-        if fsync:
-            os.fsync(out.fileno())
-    temp.replace(path)
-    if fsync:
-        fsync_dir(path.parent)
+    replace_file(path, cursor.encode(), fsync=fsync)
 
 
 def position_source(account: str, key: str, offset: int) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from auditseal.errors import ObjectCorrupt, ObjectMissing, StorageError
+from auditseal.storage.durable import fsync_dir
 
 _MAGIC = b"ASJ1"
 _RECORD = struct.Struct(">II")
@@ -161,7 +162,7 @@ class Journal:
                 break
             path.unlink()
         if self._fsync:
-            _fsync_dir(self._dir)
+            fsync_dir(self._dir)
 
     def skip_to(self, index: int) -> None:
         """Continue at ``index``: the entries below it were sealed without passing through.
@@ -201,7 +202,7 @@ class Journal:
         os.write(fd, _MAGIC)
         if self._fsync:
             os.fsync(fd)
-            _fsync_dir(self._dir)
+            fsync_dir(self._dir)
         self.close()
         self._fd = fd
         self._segment_first = first
@@ -256,13 +257,5 @@ def _truncate(path: Path, size: int, *, fsync: bool) -> None:
         os.ftruncate(fd, size)
         if fsync:
             os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)

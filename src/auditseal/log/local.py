@@ -17,7 +17,6 @@ state folder instead of ``DIR/.auditseal``. A local log directory looks like thi
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from auditseal.log.head import load_head
 from auditseal.log.location import RemoteStorage, resolve
 from auditseal.log.writer import LogWriter
 from auditseal.storage.base import HeadStore, ObjectStore
+from auditseal.storage.durable import write_new
 from auditseal.storage.filesystem import FilesystemHeadStore, FilesystemObjectStore
 from auditseal.storage.lock import WriterLock
 
@@ -112,13 +112,10 @@ def init_log(spec: str | Path, origin: str, clock: Clock | None = None
         raise ConfigError(f"{root} already holds a tlog-tiles tree; choose an empty directory")
     state.mkdir(parents=True, exist_ok=True)
     skey, vkey = generate_key(origin)
-    fd = os.open(state / "signing.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(skey + "\n")
-        out.flush()
-        os.fsync(out.fileno())
+    write_new(state / "signing.key", (skey + "\n").encode(), 0o600, fsync=True)
     config = {"format": LOG_CONFIG_FORMAT, "origin": origin, "verifier_key": vkey}
-    _write_new(state / "log.json", orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n")
+    write_new(state / "log.json", orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n",
+              0o644, fsync=True)
     log = LocalLog(root=root, origin=origin, verifier_key=vkey, remote=location.remote)
     with open_writer(log, clock=clock):
         pass  # opening a new log publishes its empty checkpoint
@@ -210,11 +207,3 @@ def latest_checkpoint(log: LocalLog) -> VerifiedCheckpoint | None:
     """The log's current head, verified with its own key."""
     loaded = load_head(log.head_store(), log.verifier(), log.origin)
     return None if loaded is None else loaded[0]
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,22 @@ def write_new(path: Path, data: bytes, mode: int, *, fsync: bool) -> None:
         path.unlink(missing_ok=True)
         raise
     os.close(fd)
+
+
+def replace_file(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Replace ``path``'s content atomically: readers see the old bytes or the new ones.
+
+    A temporary file beside it is written (and fsynced), renamed over ``path``, and the
+    folder fsynced; a failure leaves ``path`` as it was and no temporary file behind.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        write_new(temp, data, 0o644, fsync=fsync)
+        temp.replace(path)
+    finally:
+        temp.unlink(missing_ok=True)
+    if fsync:
+        fsync_dir(path.parent)
 
 
 def _load_syncfs() -> Callable[[int], int] | None:

@@ -29,7 +29,6 @@ who ran it and the full report, for ``GET /v1/integrity``.
 from __future__ import annotations
 
 import enum
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import orjson
 from auditseal.clock import Clock, SystemClock
 from auditseal.errors import ConfigError, StorageError, StorageRefused
 from auditseal.storage.base import ObjectStore, validate_key
+from auditseal.storage.durable import replace_file
 from auditseal.storage.filesystem import FilesystemObjectStore
 from auditseal.storage.filesystem_tamper import FilesystemTamper
 
@@ -270,15 +270,7 @@ def save_probe_record(state: Path, record: dict[str, Any]) -> Path:
         OSError: the state folder cannot be written.
     """
     path = state / LAST_PROBE_FILE
-    tmp = state / f".{LAST_PROBE_FILE}.{secrets.token_hex(4)}.tmp"
-    try:
-        with tmp.open("wb") as out:
-            out.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    replace_file(path, orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
     return path
 
 
