@@ -14,7 +14,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from auditseal.cli import exitcodes
-from tests.azurite import ACCOUNT, KEY, Azurite
+from auditseal.errors import ConfigError
+from auditseal.storage.azure_location import AzureBlobLocation, parse_url
+from tests.azurite import ACCOUNT, KEY, Azurite, run_azurite
 from tests.conftest import activity_event, run_cli
 
 
@@ -24,6 +26,8 @@ def azure_env(azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("AUDITSEAL_AZURE_CONNECTION_STRING", azurite.connection_string)
     monkeypatch.delenv("AUDITSEAL_AZURE_ACCOUNT_KEY", raising=False)
     monkeypatch.delenv("AUDITSEAL_AZURE_SAS_TOKEN", raising=False)
+    for name in ("CONNECTION_STRING", "ACCOUNT_KEY", "SAS_TOKEN"):
+        monkeypatch.delenv(f"AUDITSEAL_AZURE_HEAD_{name}", raising=False)
     state = tmp_path / "state"
     monkeypatch.setenv("AUDITSEAL_STATE", str(state))
     return state
@@ -123,3 +127,66 @@ def test_tampered_blob_is_caught_by_verify(
     capsys.readouterr()
     assert run_cli("verify", "--log", url, "--key", vkey) != exitcodes.OK
     assert "entry 9" in capsys.readouterr().out
+
+
+def test_head_in_another_account(
+    azure_env: Path, azurite: Azurite, events_file: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The head lives in a second Azurite (another account's storage); the data in the first."""
+    with run_azurite() as head_account:
+        monkeypatch.setenv("AUDITSEAL_AZURE_HEAD_CONNECTION_STRING",
+                           head_account.connection_string)
+        container = f"acct-{uuid.uuid4().hex[:12]}"
+        url = f"azblob://{container}?head=pointers/audit/checkpoint"
+        vkey = _init(url, capsys)
+        assert run_cli("append", events_file, "--log", url, "--json") == exitcodes.OK
+        capsys.readouterr()
+        assert run_cli("verify", "--log", url, "--key", vkey, "--json") == exitcodes.OK
+        assert orjson.loads(capsys.readouterr().out)["entries_checked"] == 600
+        assert run_cli("status", "--log", url, "--json") == exitcodes.OK
+        status = orjson.loads(capsys.readouterr().out)
+        assert status["head"].endswith(f"{head_account.endpoint}/pointers/audit/checkpoint")
+        run_cli("azure", "status", "--log", url, "--json")  # exit 1: Azurite has no policy
+        azure = orjson.loads(capsys.readouterr().out)
+        assert azure["head_container"]["name"] == f"{ACCOUNT}/pointers"
+        codes = {finding["code"] for finding in azure["findings"]}
+        assert "head-unprotected" in codes
+        assert "head-in-data-container" not in codes
+
+        heads = BlobServiceClient.from_connection_string(head_account.connection_string)
+        note = heads.get_blob_client("pointers", "audit/checkpoint").download_blob().readall()
+        assert note.split(b"\n")[1] == b"600"
+        data = BlobServiceClient.from_connection_string(azurite.connection_string)
+        assert "pointers" not in {c.name for c in data.list_containers()}
+        assert not list(heads.get_container_client("pointers").list_blobs("tile/"))
+        names = {b.name for b in data.get_container_client(container).list_blobs()}
+        assert "tile/entries/000" in names
+        assert "checkpoint" not in names
+
+
+@pytest.mark.parametrize(("url", "env", "expected"), [
+    pytest.param("azblob://data1.blob.core.windows.net/logs?head_account=ptr1",
+                 {"AUDITSEAL_AZURE_HEAD_ACCOUNT_KEY": KEY},
+                 "https://ptr1.blob.core.windows.net", id="public-cloud"),
+    pytest.param("azblob://data1.blob.core.usgovcloudapi.net/logs?head_account=ptr1",
+                 {"AUDITSEAL_AZURE_HEAD_SAS_TOKEN": "?sv=x&sig=y"},
+                 "https://ptr1.blob.core.usgovcloudapi.net", id="sovereign-cloud"),
+    pytest.param("azblob://data1.blob.core.windows.net/logs", {}, None, id="same-account"),
+])
+def test_head_account_endpoint(url: str, env: dict[str, str], expected: str | None) -> None:
+    location = AzureBlobLocation(parse_url(url), env={"AUDITSEAL_AZURE_ACCOUNT_KEY": KEY, **env})
+    assert location.head_endpoint == expected
+    assert (expected or location.endpoint) in location.describe()
+    assert KEY not in location.describe()
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    pytest.param("azblob://data1.blob.core.windows.net/logs?head_account=NO", "not a storage",
+                 id="bad-account-name"),
+    pytest.param(f"azblob://127.0.0.1:10000/{ACCOUNT}/logs?head_account=ptr1",
+                 "AUDITSEAL_AZURE_HEAD_CONNECTION_STRING", id="emulator-needs-connection-string"),
+])
+def test_head_account_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        AzureBlobLocation(parse_url(url), env={"AUDITSEAL_AZURE_ACCOUNT_KEY": KEY})

@@ -2,19 +2,14 @@
 
 Concept: the *service* (issue 5: "one process that collects, seals, indexes, alerts and
 serves"). :class:`AuditService` owns the only :class:`~auditseal.log.writer.LogWriter` of
-the log (with its background publisher), and a follower thread that, after each publish,
-feeds the search index and the alert engine and seals each alert in the log. It holds
+the log (with its background publisher), and the follower
+(:mod:`auditseal.api.follower`), a child process that, after each publish, feeds the search
+index and the alert engine and answers searches; the alerts it fires come back here to be
+sealed. It holds
 what ``GET /v1/integrity`` reports: the latest checkpoint, the last full verification
 (also kept in ``<state>/last-verification.json``), the last storage probe (kept in
 ``<state>/last-probe.json`` by ``auditseal probe`` and by :meth:`AuditService.probe`), the
 publisher's last error.
-
-Searches share one read-only :class:`~auditseal.index.Searcher` (opening one costs a DuckDB
-connection and the Log Analytics views, ~100 ms), used under ``_index_lock``: DuckDB lets a
-process hold a file either read-only or read-write, and its configuration lock is per
-database, so a second searcher cannot even be opened while one is. The follower therefore
-closes the searcher, feeds the index and leaves the next search to reopen it: a search
-waits for a feed in flight, never fails because of one, and sees every fed checkpoint.
 
 HTTP ingest answers with each event's leaf hash, which the writer returns
 (``LogWriter.append_entries``), since the leaf covers the header the writer stamps.
@@ -30,20 +25,17 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from auditseal.alerts import AlertEngine, load_rules
+from auditseal.api.follower import FollowerConfig, FollowerProcess
 from auditseal.api.keys import KeyStore
 from auditseal.api.settings import ServeSettings
 from auditseal.core.checkpoint import VerifiedCheckpoint, verify_checkpoint
-from auditseal.core.entry import decode_entry
 from auditseal.core.layout import HISTORY_PREFIX, history_key, parse_history_key
 from auditseal.core.tiles import ENTRIES_LEVEL, TILE_HEIGHT, parse_tile_path
 from auditseal.errors import AuditsealError, FormatError, ObjectNotFound
-from auditseal.index import QueryResult, Searcher, index_path, update_index
-from auditseal.index.query import Language
 from auditseal.log.local import LocalLog, open_writer
 from auditseal.log.reader import LogReader
 from auditseal.log.writer import LogWriter
@@ -57,11 +49,13 @@ from auditseal.storage.probe import (
 )
 from auditseal.verify import DirectorySource, LogSource, verify_log
 
+if TYPE_CHECKING:
+    from auditseal.index import QueryResult
+    from auditseal.index.query import Language
+
 log = logging.getLogger("auditseal.serve")
 WriterFactory = Callable[[LocalLog], AbstractContextManager[LogWriter]]
 SERVICE_SOURCE = "auditseal/serve"
-FOLLOW_CHUNK = 4096
-"""Entries the alert follower evaluates between two looks at the stop flag."""
 
 
 class AuditService:
@@ -80,13 +74,9 @@ class AuditService:
         self._stack = ExitStack()
         self._writer: LogWriter | None = None
         self._stop = threading.Event()
-        self._follower: threading.Thread | None = None
-        self._index_lock = threading.Lock()
+        self._follower: FollowerProcess | None = None
+        self._key_watch: threading.Thread | None = None
         self._reader: LogReader | None = None
-        self._searcher: Searcher | None = None  # guarded by _index_lock
-        self.indexed = 0
-        self.alerted = 0
-        self.follow_error: str | None = None
         self.runs: dict[str, dict[str, Any]] = {}
         self.last_verification: dict[str, Any] | None = self._read_state("last-verification")
 
@@ -97,22 +87,28 @@ class AuditService:
         self._writer = self._stack.enter_context(self._factory(self.log))
         self._writer.start_publisher()
         position = self._read_state("serve-alerts")
-        self.alerted = int(position["size"]) if position else 0
         self._stop.clear()
-        self._follower = threading.Thread(target=self._follow_loop, name="auditseal-follower",
-                                          daemon=True)
+        self._follower = FollowerProcess(FollowerConfig(
+            spec=self.log.spec or str(self.log.root), interval_s=self.settings.follow_interval_s,
+            index=self.settings.index, alerts=self.settings.alerts,
+            rules_paths=self.settings.rules_paths, builtin_rules=self.settings.builtin_rules,
+            alerted=int(position["size"]) if position else 0), self._seal_alerts)
         self._follower.start()
+        self._key_watch = threading.Thread(target=self._key_watch_loop, daemon=True,
+                                           name="auditseal-key-watch")
+        self._key_watch.start()
 
     def stop(self) -> None:
         """Stop following, then close the writer: a final publish seals what is pending."""
         self._stop.set()
+        if self._key_watch is not None:
+            self._key_watch.join()
+            self._key_watch = None
         if self._follower is not None:
-            self._follower.join()
-            self._follower = None
+            self._follower.stop()  # seals the alerts it had fired
         if self._writer is not None:
-            self.seal_key_changes()  # what the follower had no round left to see
+            self.seal_key_changes()  # what the key watch had no round left to see
         self._writer = None
-        self._close_searcher()
         self._stack.close()
 
     @property
@@ -190,34 +186,42 @@ class AuditService:
         parse_tile_path(path)
         return self.source.read(path)
 
-    # -- the index -------------------------------------------------------------------------
+    # -- the index ------------------------------------------------------------------------
 
     def query(self, text: str, language: Language, max_rows: int) -> QueryResult:
-        """Run one read-only query over the search index (never while it is being fed).
+        """Run one read-only query over the search index (in the follower process).
 
         Raises:
             FormatError: the query does not parse or fails.
-            ConfigError, StorageUnavailable: the index cannot be opened.
+            StorageUnavailable: the index cannot be opened or the follower is not running.
         """
-        with self._index_lock:
-            if self._searcher is None:
-                if not index_path(self.log).exists():
-                    update_index(self.log, self.checkpoint)
-                self._searcher = Searcher(index_path(self.log))
-            try:
-                return self._searcher.run(text, language=language, max_rows=max_rows)
-            except FormatError:
-                raise
-            except Exception:
-                self._searcher.close()  # a broken connection: the next query reopens
-                self._searcher = None
-                raise
+        return self.follower.query(text, language, max_rows)
 
-    def _close_searcher(self) -> None:
-        with self._index_lock:
-            if self._searcher is not None:
-                self._searcher.close()
-                self._searcher = None
+    def reload_rules(self) -> None:
+        """Make the follower load its alert rules again (after a rule changed)."""
+        self.follower.reload_rules()
+
+    @property
+    def follower(self) -> FollowerProcess:
+        """The running follower."""
+        if self._follower is None:
+            raise RuntimeError("the service is not started")
+        return self._follower
+
+    @property
+    def indexed(self) -> int:
+        """How many entries the search index holds."""
+        return self._follower.indexed if self._follower is not None else 0
+
+    @property
+    def alerted(self) -> int:
+        """How many entries the alert rules have seen (their alerts sealed)."""
+        return self._follower.alerted if self._follower is not None else 0
+
+    @property
+    def follow_error(self) -> str | None:
+        """The follower's last error, None when its last round succeeded."""
+        return self._follower.error if self._follower is not None else None
 
     # -- verification ----------------------------------------------------------------------
 
@@ -275,64 +279,24 @@ class AuditService:
 
     # -- following the log -----------------------------------------------------------------
 
-    def _follow_loop(self) -> None:
-        engine: AlertEngine | None = None
+    def _key_watch_loop(self) -> None:
         while not self._stop.wait(self.settings.follow_interval_s):
             try:
                 self.seal_key_changes()
-                if self.settings.index:
-                    self.feed_index()
-                if self.settings.alerts:
-                    if engine is None:
-                        engine = AlertEngine(load_rules(list(self.settings.rules_paths),
-                                                        builtin=self.settings.builtin_rules))
-                    self._feed_alerts(engine)
-                self.follow_error = None
             except Exception as exc:
-                self.follow_error = str(exc) or type(exc).__name__
-                log.warning("index/alert follower: %s", self.follow_error)
+                log.warning("sealing key changes: %s", exc)
+
+    def _seal_alerts(self, end: int, alerts: list[bytes]) -> None:
+        """Seal the follower's alerts, then record how far alerting got."""
+        if alerts:
+            self.writer.append(alerts, source="alerts", kind="alert")
+        self._write_state("serve-alerts", {"size": end})
 
     def seal_key_changes(self) -> None:
         """Seal the key changes ``auditseal keys`` made while we hold the log."""
         for change, key in self.keys.changes():
             self.seal_admin({"auditseal": f"key.{change}", "detail": "by the keys CLI",
                              "key_id": key.id, "role": key.role, "name": key.name})
-
-    def feed_index(self) -> None:
-        """Bring the search index up to the latest checkpoint."""
-        checkpoint = self.checkpoint
-        if checkpoint.size > self.indexed or not index_path(self.log).exists():
-            with self._index_lock:
-                if self._searcher is not None:  # the writer needs the file to itself
-                    self._searcher.close()
-                    self._searcher = None
-                update_index(self.log, checkpoint)
-            self.indexed = checkpoint.size
-
-    def _feed_alerts(self, engine: AlertEngine) -> None:
-        """Evaluate the rules on what was sealed since the last round.
-
-        In chunks of ``FOLLOW_CHUNK`` entries, each ending with its alerts sealed and the
-        position saved, so that a stop request is honoured within one chunk (a backlog of
-        a few hundred thousand entries once made SIGTERM wait ~30 s).
-        """
-        checkpoint = self.checkpoint
-        reader = self.reader(checkpoint)
-        while self.alerted < checkpoint.size and not self._stop.is_set():
-            end = min(checkpoint.size, self.alerted + FOLLOW_CHUNK)
-            fired = []
-            for index, raw in reader.entries(self.alerted, end):
-                try:
-                    entry = decode_entry(raw)
-                    if entry.header.kind == "event":
-                        fired.extend(engine.process(index, entry.event, entry.header.received))
-                except FormatError:
-                    continue  # not a JSON object: nothing to match
-            if fired:
-                self.writer.append([orjson.dumps(a.to_json()) for a in fired],
-                                   source="alerts", kind="alert")
-            self.alerted = end
-            self._write_state("serve-alerts", {"size": self.alerted})
 
     # -- small private state ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ management credentials those findings say "unverified".
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -237,9 +238,14 @@ def collect_status(data: ContainerClient, head: ContainerClient, prefix: str, *,
                    now: datetime | None = None) -> AzureStatus:
     """Read both containers (and ``sample`` sealed blobs) and assess them."""
     data_facts = read_container(data, "data", manager)
-    head_facts = read_container(head, "head", manager if head.container_name != data.container_name
-                                else None)
-    if head_facts.name == data_facts.name:
+    # ``url`` is ENDPOINT/CONTAINER: the head may live in another account (head_account=),
+    # which the data account's management client cannot read.
+    same_account = head.url.rstrip("/").rsplit("/", 1)[0] == data.url.rstrip("/").rsplit("/", 1)[0]
+    head_facts = read_container(head, "head", manager if same_account
+                                and head.container_name != data.container_name else None)
+    if not same_account:
+        head_facts = dataclasses.replace(head_facts, name=f"{head.account_name}/{head_facts.name}")
+    elif head_facts.name == data_facts.name:
         head_facts = ContainerFacts(**{**data_facts.__dict__, "role": "head"})
     samples = sample_blobs(data, prefix, sample)
     findings = assess(data_facts, head_facts, samples, min_retention_days=min_retention_days,

@@ -53,6 +53,9 @@ class LocalLog:
     origin: str
     verifier_key: str
     remote: RemoteStorage | None = None
+    spec: str = ""
+    """The ``--log`` text it was opened from ("" for one built by hand): another process
+    (the service's follower) reopens the log from it."""
 
     @property
     def state(self) -> Path:
@@ -116,7 +119,8 @@ def init_log(spec: str | Path, origin: str, clock: Clock | None = None
     config = {"format": LOG_CONFIG_FORMAT, "origin": origin, "verifier_key": vkey}
     write_new(state / "log.json", orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n",
               0o644, fsync=True)
-    log = LocalLog(root=root, origin=origin, verifier_key=vkey, remote=location.remote)
+    log = LocalLog(root=root, origin=origin, verifier_key=vkey, remote=location.remote,
+                   spec=str(spec))
     with open_writer(log, clock=clock):
         pass  # opening a new log publishes its empty checkpoint
     return log, vkey
@@ -145,7 +149,8 @@ def load_log(spec: str | Path) -> LocalLog:
     origin, vkey = config.get("origin"), config.get("verifier_key")
     if not isinstance(origin, str) or not isinstance(vkey, str):
         raise ConfigError(f"{path}: 'origin' and 'verifier_key' must be strings")
-    return LocalLog(root=root, origin=origin, verifier_key=vkey, remote=location.remote)
+    return LocalLog(root=root, origin=origin, verifier_key=vkey, remote=location.remote,
+                    spec=str(spec))
 
 
 def load_signer(log: LocalLog) -> NoteSigner:

@@ -16,9 +16,15 @@ logs never load the Azure SDK. URL forms::
 OPTIONS (query parameters):
 
 * ``head=HEADCONTAINER[/BLOB]``: where the mutable head (the tlog-tiles ``checkpoint``)
-  lives, in the same account. Default: container ``<CONTAINER>-head``, blob
-  ``<PREFIX>/checkpoint`` (or ``checkpoint``). Keep it out of the WORM container: a
-  locked policy refuses its every update (``StorageRefused``).
+  lives. Default: container ``<CONTAINER>-head``, blob ``<PREFIX>/checkpoint`` (or
+  ``checkpoint``). Keep it out of the WORM container: a locked policy refuses its every
+  update (``StorageRefused``).
+* ``head_account=ACCOUNT``: the head lives in another storage account of the same cloud
+  (``https://ACCOUNT.<the data account's endpoint suffix>``), so that the people who may
+  move the head need no rights on the sealed data, and the other way round. Its
+  credentials: ``AUDITSEAL_AZURE_HEAD_ACCOUNT_KEY``, ``AUDITSEAL_AZURE_HEAD_SAS_TOKEN``,
+  else ``DefaultAzureCredential``. Or set ``AUDITSEAL_AZURE_HEAD_CONNECTION_STRING``: the
+  head's account and endpoint come from it (any endpoint, Azurite included).
 * ``retention_days=N`` and ``legal_hold=true``: per-blob (version-level) immutability on
   every sealed blob (``AzureImmutabilityConfig``).
 * ``workers=N``: concurrent uploads per publish (default 16).
@@ -61,10 +67,13 @@ SCHEME = "azblob"
 CONNECTION_STRING_ENV = "AUDITSEAL_AZURE_CONNECTION_STRING"
 ACCOUNT_KEY_ENV = "AUDITSEAL_AZURE_ACCOUNT_KEY"
 SAS_TOKEN_ENV = "AUDITSEAL_AZURE_SAS_TOKEN"  # noqa: S105 -- a variable name, not a secret
+HEAD_CONNECTION_STRING_ENV = "AUDITSEAL_AZURE_HEAD_CONNECTION_STRING"
+HEAD_ACCOUNT_KEY_ENV = "AUDITSEAL_AZURE_HEAD_ACCOUNT_KEY"
+HEAD_SAS_TOKEN_ENV = "AUDITSEAL_AZURE_HEAD_SAS_TOKEN"  # noqa: S105 -- a variable name
 HEAD_SUFFIX = "-head"
 _CONTAINER = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
-_OPTIONS = {"head", "retention_days", "legal_hold", "workers"}
+_OPTIONS = {"head", "head_account", "retention_days", "legal_hold", "workers"}
 _TRUE, _FALSE = {"true", "1", "yes"}, {"false", "0", "no"}
 
 
@@ -77,6 +86,7 @@ class AzureBlobURL:
         prefix: the log's folder in it ("" for the whole container).
         head_container: the head's container.
         head_blob: the head's blob name.
+        head_account: the head's own storage account (None: the data account's).
         host: "ACCOUNT.blob.core.windows.net" or "HOST:PORT"; None: from the connection string.
         account: the account named by the URL (None with the short form).
         immutability: per-blob immutability to request.
@@ -91,6 +101,7 @@ class AzureBlobURL:
     account: str | None = None
     immutability: AzureImmutabilityConfig = field(default_factory=AzureImmutabilityConfig)
     workers: int = DEFAULT_WORKERS
+    head_account: str | None = None
 
     @property
     def endpoint(self) -> str | None:
@@ -136,6 +147,10 @@ def parse_url(url: str) -> AzureBlobURL:
         _key(url, prefix, "prefix")
     options = _options(url, parts.query)
     head_container, head_blob = _head(url, options.get("head"), container, prefix)
+    head_account = options.get("head_account")
+    if head_account is not None and not _ACCOUNT.match(head_account):
+        raise ConfigError(f"{url}: head_account {head_account!r} is not a storage account name "
+                          "(3-24 lowercase letters and digits)")
     retention = _int(url, options, "retention_days")
     workers = _int(url, options, "workers")
     try:
@@ -147,7 +162,8 @@ def parse_url(url: str) -> AzureBlobURL:
         raise ConfigError(f"{url}: workers must be between 1 and 256")
     return AzureBlobURL(container=container, prefix=prefix, head_container=head_container,
                         head_blob=head_blob, host=host, account=account,
-                        immutability=immutability, workers=workers or DEFAULT_WORKERS)
+                        immutability=immutability, workers=workers or DEFAULT_WORKERS,
+                        head_account=head_account)
 
 
 def client_options(retry: AzureRetryConfig, counter: RequestCounter, pool_size: int
@@ -179,6 +195,8 @@ class AzureBlobLocation:
         self._key = env.get(ACCOUNT_KEY_ENV) or None
         self._sas = (env.get(SAS_TOKEN_ENV) or "").lstrip("?") or None
         self.account, self.endpoint = self._account_and_endpoint()
+        self._head_credentials = _HeadCredentials.from_env(env)
+        self.head_endpoint = self._head_endpoint()
         self._objects: AzureBlobObjectStore | None = None
         self._head: AzureBlobHeadStore | None = None
 
@@ -209,10 +227,11 @@ class AzureBlobLocation:
         return self._objects
 
     def head_store(self) -> AzureBlobHeadStore:
-        """The head blob, in its own container."""
+        """The head blob, in its own container (and maybe its own account)."""
         if self._head is None:
             counter = RequestCounter()
-            service = self._service(counter, 2)
+            service = (self._service(counter, 2) if self.head_endpoint is None
+                       else self._head_service(counter))
             self._head = AzureBlobHeadStore(
                 service.get_container_client(self.url.head_container), self.url.head_blob,
                 counter=counter)
@@ -223,8 +242,9 @@ class AzureBlobLocation:
         where = "/".join(p for p in (self.endpoint, self.url.container, self.url.prefix) if p)
         extra = (f"; immutability {self.url.immutability.describe()}"
                  if self.url.immutability.enabled else "")
-        return (f"azblob {where} (head {self.url.head_container}/{self.url.head_blob}; "
-                f"credentials: {self.credential_kind}{extra})")
+        head = "/".join(p for p in (self.head_endpoint, self.url.head_container,
+                                    self.url.head_blob) if p)
+        return (f"azblob {where} (head {head}; credentials: {self.credential_kind}{extra})")
 
     def close(self) -> None:
         """Close the stores' connections and threads."""
@@ -253,20 +273,66 @@ class AzureBlobLocation:
                 "azblob://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]")
         return self.url.account, self.url.endpoint
 
+    def _head_endpoint(self) -> str | None:
+        """The head account's endpoint; None when the head shares the data account."""
+        head = self._head_credentials
+        if head.connection_string:
+            try:
+                client = BlobServiceClient.from_connection_string(head.connection_string)
+            except ValueError:
+                raise ConfigError(f"{HEAD_CONNECTION_STRING_ENV} is not a valid storage "
+                                  "connection string") from None
+            return str(client.primary_endpoint).split("?", 1)[0].rstrip("/")
+        if self.url.head_account is None:
+            return None
+        scheme, _, host = self.endpoint.partition("://")
+        if _is_emulator_host(host.split("/", 1)[0]):
+            raise ConfigError(f"head_account={self.url.head_account}: an emulator has no "
+                              f"per-account host names; set {HEAD_CONNECTION_STRING_ENV}")
+        suffix = host.split(".", 1)[1] if "." in host else "blob.core.windows.net"
+        return f"{scheme}://{self.url.head_account}.{suffix}"
+
+    def _head_service(self, counter: RequestCounter) -> BlobServiceClient:
+        options = client_options(self.retry, counter, 2)
+        head = self._head_credentials
+        if head.connection_string:
+            return BlobServiceClient.from_connection_string(head.connection_string, **options)
+        assert self.head_endpoint is not None
+        return BlobServiceClient(self.head_endpoint, credential=_credential(
+            str(self.url.head_account), head.key, head.sas), **options)
+
     def _service(self, counter: RequestCounter, pool_size: int) -> BlobServiceClient:
         options = client_options(self.retry, counter, pool_size)
         if self._connection_string:
             return BlobServiceClient.from_connection_string(self._connection_string, **options)
-        credential: Any
-        if self._key:
-            credential = AzureNamedKeyCredential(self.account, self._key)
-        elif self._sas:
-            credential = AzureSasCredential(self._sas)
-        else:
-            from azure.identity import DefaultAzureCredential
+        return BlobServiceClient(self.endpoint, credential=_credential(
+            self.account, self._key, self._sas), **options)
 
-            credential = DefaultAzureCredential()
-        return BlobServiceClient(self.endpoint, credential=credential, **options)
+
+def _credential(account: str, key: str | None, sas: str | None) -> Any:
+    """An account key, else a SAS token, else ``DefaultAzureCredential``."""
+    if key:
+        return AzureNamedKeyCredential(account, key)
+    if sas:
+        return AzureSasCredential(sas)
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+@dataclass(frozen=True)
+class _HeadCredentials:
+    """The head account's own credentials, when it has its own account."""
+
+    connection_string: str | None
+    key: str | None
+    sas: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> _HeadCredentials:
+        return cls(env.get(HEAD_CONNECTION_STRING_ENV) or None,
+                   env.get(HEAD_ACCOUNT_KEY_ENV) or None,
+                   (env.get(HEAD_SAS_TOKEN_ENV) or "").lstrip("?") or None)
 
 
 def open_remote(url: str) -> AzureBlobLocation:
