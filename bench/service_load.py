@@ -7,7 +7,8 @@ connection each) POST batches of ``BATCH`` Activity Log records (~1.9 KB each, f
 :func:`bench.data.build_records`) to ``/v1/events`` for 5 s (``--quick``), 20 s (default)
 or 60 s (``--full``). A response is counted only when it is 200 with an index per event:
 the service answers after the group commit's fdatasync, so that is "accepted durably".
-The server's RSS (``/proc/<pid>/status`` VmRSS) and CPU time are sampled meanwhile.
+The server's RSS (``/proc/<pid>/status`` VmRSS) and CPU time are sampled meanwhile, and
+those of its child, the index/alert follower, apart.
 
 Then the server gets SIGTERM (final publish), and the log is read back: every returned
 index must be unique and hold, byte for byte, the event sent with it; no other entry may
@@ -102,6 +103,8 @@ class Run:
     load: Load
     rss_mb: list[tuple[float, float]]  # (seconds since load start, MB)
     server_cpu_s: float
+    follower_cpu_s: float  # the index/alert follower, a child process of the server
+    follower_rss_mb: float  # its largest sample
     stop_s: float
     checked: int
     problems: list[str]
@@ -163,6 +166,31 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[int]:
+    """The server's child processes (the index/alert follower)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _follower_cpu_s(pid: int) -> float:
+    total = 0.0
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            total += _cpu_s(child)
+    return total
+
+
+def _follower_rss_mb(pid: int) -> float:
+    total = 0.0
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            total += _rss_mb(child)
+    return total
+
+
 # -- the load -----------------------------------------------------------------------------
 
 
@@ -196,7 +224,7 @@ def _client(number: int, http: httpx.Client, url: str, bodies: list[bytes], dead
 
 
 def _generate(port: int, key: str, bodies: list[bytes], kind: str, seconds: float, pid: int
-              ) -> tuple[Load, list[tuple[float, float]]]:
+              ) -> tuple[Load, list[tuple[float, float]], float]:
     """``CLIENTS`` threads, one ``httpx.Client`` (one connection) each, for ``seconds``.
 
     Threads with the sync client cost ~1 ms of CPU per request here, the async client
@@ -209,12 +237,14 @@ def _generate(port: int, key: str, bodies: list[bytes], kind: str, seconds: floa
     clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=300,
                             verify=tls) for _ in range(CLIENTS)]
     rss = [(0.0, _rss_mb(pid))]
+    follower_rss = [_follower_rss_mb(pid)]
     done = threading.Event()
     cpu0, started = time.process_time(), time.perf_counter()
 
     def sample() -> None:
         while not done.wait(0.5):
             rss.append((time.perf_counter() - started, _rss_mb(pid)))
+            follower_rss.append(_follower_rss_mb(pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -234,7 +264,7 @@ def _generate(port: int, key: str, bodies: list[bytes], kind: str, seconds: floa
         total.rejected_items += load.rejected_items
         for code, n in load.refused.items():
             total.refused[code] = total.refused.get(code, 0) + n
-    return total, rss
+    return total, rss, max(follower_rss)
 
 
 # -- checking -----------------------------------------------------------------------------
@@ -280,10 +310,11 @@ def run_variant(variant: Variant, records: list[bytes], seconds: float, scratch:
     proc = _start_server(root, port, variant.serve_flags, profile_out)
     try:
         _wait_ready(proc, port)
-        cpu0 = _cpu_s(proc.pid)
-        load, rss = _generate(port, key, _bodies(records, variant.body), variant.body,
-                              seconds, proc.pid)
+        cpu0, follower0 = _cpu_s(proc.pid), _follower_cpu_s(proc.pid)
+        load, rss, follower_rss = _generate(port, key, _bodies(records, variant.body),
+                                            variant.body, seconds, proc.pid)
         cpu = _cpu_s(proc.pid) - cpu0
+        follower_cpu = _follower_cpu_s(proc.pid) - follower0
         stopping = time.perf_counter()
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=600)
@@ -300,8 +331,8 @@ def run_variant(variant: Variant, records: list[bytes], seconds: float, scratch:
     verified = _cli("verify", "--log", str(root), "--no-progress")
     if verified.returncode:
         problems.append(f"auditseal verify exit {verified.returncode}: {verified.stderr[-300:]}")
-    return Run(variant, load, rss, cpu, stop_s, checked, problems, verified.returncode, size,
-               alerted)
+    return Run(variant, load, rss, cpu, follower_cpu, follower_rss, stop_s, checked, problems,
+               verified.returncode, size, alerted)
 
 
 def cli_append_seconds(scratch: Path, records: list[bytes], count: int) -> float:
@@ -347,11 +378,12 @@ def run(profile: Profile) -> list[Result]:
         f"per variant; events {low:,}-{high:,} B, median {median:,} B; fsync on; 2 CPUs "
         "shared by server and load generator)",
         ["variant", "events acked", "events/s", "MB/s", "req p50 ms", "req p99 ms",
-         "refused", "server CPU", "client CPU", "RSS start/mid/end/max MB", "stop s",
+         "refused", "server CPU", "follower CPU", "client CPU", "RSS start/mid/end/max MB",
+         "follower RSS max MB", "stop s",
          "alerted/log size", "lost/dup/verify"],
         [_row(r, median) for r in runs]
         + [(f"auditseal append FILE (CLI, same {count:,} events)", count, cli_rate,
-            cli_rate * median / 1e6, "-", "-", "-", "-", "-", "-", "-", "-", "-")],
+            cli_rate * median / 1e6, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-")],
     )
     return _results(runs, cli_rate)
 
@@ -365,7 +397,9 @@ def _row(r: Run, median: int) -> tuple[object, ...]:
     return (r.variant.name, len(r.load.indexes), r.rate, r.rate * median / 1e6,
             1000 * percentile(lat, 0.5), 1000 * percentile(lat, 0.99), refused,
             f"{r.server_cpu_s / r.load.seconds:.2f} cores",
-            f"{r.load.client_cpu_s / r.load.seconds:.2f} cores", rss, r.stop_s,
+            f"{r.follower_cpu_s / r.load.seconds:.2f} cores",
+            f"{r.load.client_cpu_s / r.load.seconds:.2f} cores", rss, f"{r.follower_rss_mb:.0f}",
+            r.stop_s,
             "-" if r.alerted is None else f"{r.alerted:,}/{r.log_size:,}",
             f"0/0/exit {r.verify_rc}" if not r.problems else check)
 
