@@ -2,7 +2,8 @@
 
 Concept: the *HTTP surface* (docs/api.md). :func:`create_app` wires one
 :class:`~auditseal.api.service.AuditService` into a FastAPI app: the body-size middleware,
-the authenticator, the routers, the admin key routes, ``/healthz`` and the static web UI.
+the authenticator, the routers (the admin routes for keys, rules and settings in
+:mod:`auditseal.api.routes_admin`), ``/healthz`` and the static web UI.
 Every error becomes ``{"error": {"code", "message"}}``; an unexpected exception is logged
 here and answered 500 ``internal`` without a stack trace.
 """
@@ -15,18 +16,18 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from auditseal.api import ingest, routes_log, routes_query
-from auditseal.api.auth import Authenticator, Principal, require
-from auditseal.api.keys import Role
+from auditseal.api import ingest, routes_admin, routes_log, routes_query
+from auditseal.api.auth import Authenticator
 from auditseal.api.limits import ApiError, BodyLimit, RateLimiter, error_body, retry_after
+from auditseal.api.rule_catalog import RuleCatalog
+from auditseal.api.runtime_settings import RuntimeSettings, SettingsStore
 from auditseal.api.service import AuditService
 from auditseal.api.settings import ServeSettings
 from auditseal.errors import ConfigError, FormatError, OverloadError, StorageError
@@ -35,14 +36,6 @@ log = logging.getLogger("auditseal.serve")
 _CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
           415: "unsupported_media_type", 422: "bad_request", 429: "rate_limited"}
-
-
-class KeyRequest(BaseModel):
-    """A new API key."""
-
-    role: Role
-    name: str = Field("", max_length=200)
-    expires_in_days: float | None = Field(None, gt=0)
 
 
 def create_app(service: AuditService, settings: ServeSettings, *,
@@ -65,15 +58,18 @@ def create_app(service: AuditService, settings: ServeSettings, *,
     app.state.service = service
     app.state.settings = settings
     app.state.auth = Authenticator(service.keys, service.seal_admin, settings.entra)
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_events_per_s,
-                                         settings.rate_limit_burst_s)
+    runtime = SettingsStore(service.log.state, RuntimeSettings.from_serve(settings))
+    app.state.rate_limiter = RateLimiter(runtime.current.rate_limit_events_per_s,
+                                         runtime.current.rate_limit_burst_s)
     app.state.storage_description = _describe_storage(service)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     _error_handlers(app, settings)
     app.include_router(ingest.router)
     app.include_router(routes_log.router)
     app.include_router(routes_query.router)
-    _admin_routes(app)
+    routes_admin.install(app, RuleCatalog(service.log.state, settings.rules_paths,
+                                          builtin=settings.builtin_rules), runtime)
+    _service_routes(app)
     _ui(app, settings)
     return app
 
@@ -144,45 +140,11 @@ def _error_handlers(app: FastAPI, settings: ServeSettings) -> None:
     app.add_exception_handler(Exception, internal)
 
 
-def _admin_routes(app: FastAPI) -> None:
-    admin = Depends(require("admin"))
-
+def _service_routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, bool]:
         """Liveness: the process serves (public)."""
         return {"ok": True}
-
-    @app.post("/v1/keys", tags=["admin"], status_code=201)
-    def create_key(body: KeyRequest, request: Request,
-                   principal: Principal = admin) -> JSONResponse:
-        """Create an API key; the token is in this answer only."""
-        service: AuditService = request.app.state.service
-        key, token = service.keys.create(body.role, body.name, body.expires_in_days)
-        request.app.state.auth.seal(request, "key.created", f"{key.role} key {key.name}",
-                                    principal, key_id=key.id)
-        return JSONResponse({**key.public(key.created), "key": token}, status_code=201)
-
-    @app.get("/v1/keys", tags=["admin"])
-    def list_keys(request: Request, _: Principal = admin) -> JSONResponse:
-        """Every key's metadata, never a secret."""
-        from datetime import UTC, datetime
-
-        now = datetime.now(UTC)
-        service: AuditService = request.app.state.service
-        return JSONResponse([key.public(now) for key in service.keys.all()])
-
-    @app.delete("/v1/keys/{key_id}", tags=["admin"])
-    def revoke_key(key_id: str, request: Request,
-                   principal: Principal = admin) -> JSONResponse:
-        """Revoke a key (keys are configuration, not events)."""
-        service: AuditService = request.app.state.service
-        try:
-            key = service.keys.revoke(key_id)
-        except ConfigError as exc:
-            raise ApiError(404, "not_found", str(exc)) from None
-        request.app.state.auth.seal(request, "key.revoked", f"{key.role} key {key.name}",
-                                    principal, key_id=key.id)
-        return JSONResponse(key.public(key.revoked or key.created))
 
 
 def _ui(app: FastAPI, settings: ServeSettings) -> None:

@@ -93,11 +93,14 @@ class Authenticator:
         if self.entra is not None:
             try:
                 principal = self.entra.validate(token)
-            except Exception:
-                principal = None
+                why = self.entra.last_reason
+            except Exception as exc:
+                principal, why = None, f"validator failed ({type(exc).__name__})"
             if principal is not None:
                 return principal
-            self._refuse(request, "invalid or unauthorized Entra ID token", None)
+            # the log gets the validator's reason; the caller only that the token was refused
+            self._refuse(request, "invalid or unauthorized Entra ID token", None,
+                         sealed=f"Entra ID token refused: {why or 'invalid'}")
         self._refuse(request, "unknown token (not an auditseal API key)", None)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -133,8 +136,9 @@ class Authenticator:
         record.update(extra)
         self._seal(record)
 
-    def _refuse(self, request: Request, reason: str, key_id: str | None) -> None:
-        self.seal(request, "auth.failed", reason, key_id=key_id)
+    def _refuse(self, request: Request, reason: str, key_id: str | None,
+                sealed: str | None = None) -> None:
+        self.seal(request, "auth.failed", sealed or reason, key_id=key_id)
         raise ApiError(401, "unauthenticated", f"authentication failed: {reason}",
                        headers={"WWW-Authenticate": 'Bearer realm="auditseal"'})
 

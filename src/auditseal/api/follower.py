@@ -75,6 +75,8 @@ class FollowerConfig:
         alerts: evaluate the alert rules.
         rules_paths: extra Sigma rule files or folders.
         builtin_rules: include the built-in pack.
+        suppress_window_s: the command line's alert suppression window (an admin's
+            override in the log's state wins).
         alerted: the log size alerting starts from (the parent's record).
     """
 
@@ -84,6 +86,7 @@ class FollowerConfig:
     alerts: bool
     rules_paths: tuple[Path, ...]
     builtin_rules: bool
+    suppress_window_s: float
     alerted: int
 
 
@@ -179,10 +182,12 @@ class _Child:
                 self.send(("error", text))
 
     def _engine(self) -> AlertEngine:
-        from auditseal.alerts import AlertEngine, load_rules
+        """The enabled rules (configured, built-in, uploaded) and the window in force."""
+        from auditseal.api.rule_catalog import alert_engine
 
-        return AlertEngine(load_rules(list(self.config.rules_paths),
-                                      builtin=self.config.builtin_rules))
+        return alert_engine(self.log.state, self.config.rules_paths,
+                            builtin=self.config.builtin_rules,
+                            suppress_window_s=self.config.suppress_window_s)
 
     def _feed_index(self) -> None:
         from auditseal.index import update_index

@@ -92,6 +92,7 @@ class AuditService:
             spec=self.log.spec or str(self.log.root), interval_s=self.settings.follow_interval_s,
             index=self.settings.index, alerts=self.settings.alerts,
             rules_paths=self.settings.rules_paths, builtin_rules=self.settings.builtin_rules,
+            suppress_window_s=self.settings.alert_suppress_window_s,
             alerted=int(position["size"]) if position else 0), self._seal_alerts)
         self._follower.start()
         self._key_watch = threading.Thread(target=self._key_watch_loop, daemon=True,

@@ -2,7 +2,8 @@
 
 Concept: the *serve configuration* (docs/api.md, "Ingest" limits and "Authentication").
 The command line (``auditseal serve``) builds one :class:`ServeSettings`; everything in
-the service reads it and nothing changes it while serving.
+the service reads it and nothing changes it while serving; the few values an admin may
+change at run time are layered over it by :mod:`auditseal.api.runtime_settings`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class TokenValidator(Protocol):
         """The principal the token names, or None when it is not valid."""
         ...
 
+    @property
+    def last_reason(self) -> str:
+        """Why this thread's last token was refused (sealed in the log, never answered)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -46,6 +52,9 @@ class ServeSettings:
         alerts: evaluate the alert rules after each publish (sealing each alert).
         rules_paths: extra Sigma rule files or folders (beside the built-in pack).
         builtin_rules: include the built-in Azure rule pack.
+        alert_suppress_window_s: an alert of the same rule and group within this many
+            seconds (event time) of the last one is suppressed; 0 = off. Admins may change
+            it while serving (``PATCH /v1/settings``).
         ui_dir: the web UI's static files; None or a missing folder serves no UI.
         entra: an Entra ID token validator, or None to accept API keys only.
         writer: the log writer's configuration.
@@ -62,6 +71,7 @@ class ServeSettings:
     alerts: bool = True
     rules_paths: tuple[Path, ...] = ()
     builtin_rules: bool = True
+    alert_suppress_window_s: float = 600.0
     ui_dir: Path | None = None
     entra: TokenValidator | None = None
     writer: WriterConfig = field(default_factory=WriterConfig)
@@ -76,5 +86,7 @@ class ServeSettings:
             raise ConfigError("rate_limit_burst_s must be > 0")
         if self.retry_after_s <= 0 or self.receipt_retry_after_s <= 0:
             raise ConfigError("Retry-After values must be > 0 seconds")
+        if self.alert_suppress_window_s < 0:
+            raise ConfigError("alert_suppress_window_s must be >= 0 (0 = no suppression)")
         if not 0.01 <= self.follow_interval_s <= 60:
             raise ConfigError("follow_interval_s must be between 0.01 and 60 seconds")
