@@ -99,7 +99,9 @@ def test_integrity_and_a_verification_run(seeded: tuple[Api, int]) -> None:
         started = client.post("/v1/integrity/verify")
         assert client.get("/v1/integrity/verify/nope").status_code == 404
     assert set(status) >= {"checkpoint", "last_verification", "last_probe", "storage",
-                           "publish_error"}
+                           "publish_error", "index", "alerts", "durable_size"}
+    assert 0 < status["index"]["size"] <= status["durable_size"]  # seeded waited for the index
+    assert 0 <= status["alerts"]["size"] <= status["durable_size"]
     assert status["checkpoint"]["origin"] == "test.local/api"
     assert len(status["checkpoint"]["root_hash"]) == 64
     assert started.status_code == 202

@@ -117,6 +117,7 @@ def get_integrity(request: Request,
         "storage": request.app.state.storage_description,
         "publish_error": None if publish_error is None else str(publish_error),
         "index": {"size": service.indexed, "error": service.follow_error},
+        "alerts": {"size": service.alerted},
         "durable_size": service.writer.size,
     })
 
