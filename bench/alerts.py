@@ -9,7 +9,9 @@ service calls it: JSON decode, log classification, gate lookups, rule evaluation
 correlations, suppression. Beside it, on the same records: ``orjson.loads`` alone (the floor
 any evaluator pays) and the same engine with gates disabled (every rule of the record's log
 evaluated), to show what indexing buys; and the same engine with the byte screen
-(``EngineConfig(byte_screen=True)``). That mix is a worst case: nearly every record matches.
+(``EngineConfig(byte_screen=True)``: one ``ahocorasick-rs`` pass over the raw bytes picks
+the rules and skips decoding records that show no needle). That mix is a worst case: nearly
+every record matches.
 
 Second workload, *realistic mix*: the real-data corpus records (``../shared/corpus``: the
 DataDog forwarder fixtures and OpenTelemetry azurelogs test data: Entra sign-ins of every
@@ -108,10 +110,11 @@ def realistic(count: int) -> list[bytes]:
 
 
 def _time_per_event(records: list[bytes], step: Callable[[int, bytes], object]) -> float:
-    started = time.perf_counter()
+    """CPU microseconds per record (process time: the shared VM's load skews wall time)."""
+    started = time.process_time()
     for index, record in enumerate(records):
         step(index, record)
-    return (time.perf_counter() - started) / len(records) * 1e6
+    return (time.process_time() - started) / len(records) * 1e6
 
 
 def _ungated(ruleset: RuleSet) -> RuleSet:
@@ -145,22 +148,24 @@ def run(profile: Profile) -> list[Result]:
     print_table(
         f"6. Streaming alert evaluation ({count:,} events; {len(ruleset.rules)} rules + "
         f"{len(ruleset.correlations)} correlations: built-in pack and SigmaHQ Azure)",
-        ["measure", "us/event", "note"],
+        ["measure", "us/event", "goal", "note"],
         [
-            ("engine.process (indexed by gate values)", f"{ours:.2f}",
+            ("engine.process (indexed by gate values)", f"{ours:.2f}", f"<= {GOAL_US:g}",
              f"{stats.evaluated / max(stats.records, 1):.1f} rules evaluated per event, "
              f"{stats.fired:,} alerts, {stats.suppressed:,} suppressed"),
-            ("orjson.loads alone", f"{decode:.2f}", "the floor every evaluator pays"),
-            ("engine.process, no gates", f"{naive:.2f}",
+            ("orjson.loads alone", f"{decode:.2f}", "", "the floor every evaluator pays"),
+            ("engine.process, no gates", f"{naive:.2f}", "",
              f"{naive_engine.stats.evaluated / max(naive_engine.stats.records, 1):.1f} rules "
              "evaluated per event"),
-            ("engine.process, byte screen on", f"{screened:.2f}", "EngineConfig(byte_screen=True)"),
-            ("realistic mix: engine.process", f"{mixed:.2f}",
+            ("engine.process, byte screen on", f"{screened:.2f}", f"<= {GOAL_US:g}",
+             "EngineConfig(byte_screen=True): ahocorasick-rs over the raw bytes"),
+            ("realistic mix: engine.process", f"{mixed:.2f}", f"<= {GOAL_US:g}",
              f"corpus records; {mix_engine.stats.evaluated / max(mix_engine.stats.records, 1):.1f}"
              f" rules evaluated per event, {mix_engine.stats.matched:,} matches"),
-            ("realistic mix: byte screen on", f"{mix_screened:.2f}", "same records"),
-            ("realistic mix: orjson.loads alone", f"{mix_decode:.2f}", "the floor"),
-            ("rules loaded", str(counts["loaded"]), f"of {counts['total']}"),
+            ("realistic mix: byte screen on", f"{mix_screened:.2f}", f"<= {GOAL_US:g}",
+             "same records"),
+            ("realistic mix: orjson.loads alone", f"{mix_decode:.2f}", "", "the floor"),
+            ("rules loaded", str(counts["loaded"]), "", f"of {counts['total']}"),
         ],
     )
     return [

@@ -27,6 +27,11 @@ def seeded(api: Api) -> tuple[Api, int]:
     """The shared service with one event that fires the built-in 'keys listed' rule."""
     with api.client("ingest", **{"Content-Type": "application/json"}) as client:
         index: int = client.post("/v1/events", content=LIST_KEYS).json()["entries"][0]["index"]
+    # the alert it fires is sealed by the follower after the event: wait for it, then index
+    deadline = time.monotonic() + 10
+    while api.service.alerted <= index:
+        assert time.monotonic() < deadline, "not alerted in time"
+        time.sleep(0.01)
     api.wait_indexed()
     return api, index
 

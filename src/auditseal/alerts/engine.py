@@ -12,7 +12,9 @@ Per record the engine (why it stays within microseconds with hundreds of rules):
    rules of other logs are never looked at;
 2. looks up the record's value of each *gate* field (``operationName`` for most Azure
    rules) in a dict from value to the rules that need it; only those, and the few rules
-   without a gate, are evaluated; field values are resolved once and shared by all rules;
+   without a gate, are evaluated (:mod:`auditseal.alerts.gates`). Every field the log's
+   rules read is found in one walk of the record, planned once per key shape
+   (:mod:`auditseal.alerts.resolver`), and shared by all rules;
 3. feeds matches to correlations and new-value rules, and suppresses an alert whose rule
    and group key (the caller for single-event rules, the ``group-by`` values for
    correlations) fired less than ``suppress_window_s`` before, in event time.
@@ -20,18 +22,23 @@ Per record the engine (why it stays within microseconds with hundreds of rules):
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from auditseal.alerts.correlation import CorrelationState, Fired, NewValueState
-from auditseal.alerts.fields import EventView, FieldRef, as_text, compile_field, event_time
+from auditseal.alerts.fields import (
+    EventView,
+    as_text,
+    compile_field,
+    event_time,
+)
+from auditseal.alerts.gates import index_rules, programs, tables
 from auditseal.alerts.matcher import Hit
-from auditseal.alerts.prefilter import Screen, screenable
+from auditseal.alerts.screen import Screen
 from auditseal.alerts.sigma import CompiledRule, RuleSet
 from auditseal.core.entry import decode_entry
 from auditseal.errors import FormatError
@@ -48,10 +55,12 @@ class EngineConfig:
     Attributes:
         suppress_window_s: an alert of the same rule and group key within this many seconds
             (event time) of the last one is suppressed; 0 turns suppression off.
-        byte_screen: pick the rules with exact needles from the raw bytes
-            (:class:`~auditseal.alerts.prefilter.Screen`) instead of their gate fields. Off:
-            measured (docs/benchmarks.md) it costs more than the gate lookups it saves while
-            some rules of the set can only be judged by their gates.
+        byte_screen: pick the rules to evaluate from the raw bytes
+            (:class:`~auditseal.alerts.screen.Screen`, one Aho-Corasick pass with
+            ``ahocorasick-rs``; a no-op without it) instead of their gate fields, and skip
+            decoding records that show no rule's needles. Off: measured (docs/benchmarks.md)
+            it saves about what it costs on the realistic mix (every Entra record shows
+            some needle, so few records skip decoding) and 5-15 % on the worst case.
     """
 
     suppress_window_s: float = 600.0
@@ -94,37 +103,6 @@ class Alert:
 
 
 @dataclass
-class _GateIndex:
-    ref: FieldRef
-    by_value: dict[str, list[CompiledRule]] = dataclasses.field(default_factory=dict)
-    affixes: list[tuple[tuple[str, ...], tuple[str, ...], CompiledRule]] = dataclasses.field(
-        default_factory=list)
-
-
-@dataclass
-class _Bucket:
-    always: list[CompiledRule] = field(default_factory=list)
-    gates: dict[str, _GateIndex] = field(default_factory=dict)
-
-
-def _index(rules: list[CompiledRule]) -> dict[str | None, _Bucket]:
-    """Rules by log, then by gate field and value."""
-    buckets: dict[str | None, _Bucket] = {}
-    for rule in rules:
-        bucket = buckets.setdefault(rule.service, _Bucket())
-        if rule.gate is None:
-            bucket.always.append(rule)
-            continue
-        gate = rule.gate
-        index = bucket.gates.setdefault(gate.field.key, _GateIndex(gate.field))
-        for value in gate.values:
-            index.by_value.setdefault(value, []).append(rule)
-        if gate.prefixes or gate.suffixes:
-            index.affixes.append((gate.prefixes, gate.suffixes, rule))
-    return buckets
-
-
-@dataclass
 class EngineStats:
     """Counters for people and benchmarks."""
 
@@ -145,8 +123,9 @@ class AlertEngine:
         self.stats = EngineStats()
         self._order = {id(rule): i for i, rule in enumerate(rules.rules)}
         self._screen = Screen([rule.needles for rule in rules.rules])
-        self._buckets = _index(rules.rules)
-        self._unscreened = _index([rules.rules[p] for p in sorted(self._screen.unscreened)])
+        self._buckets = index_rules(rules.rules)
+        self._unscreened = index_rules([rules.rules[p] for p in sorted(self._screen.unscreened)])
+        self._tables = tables(self._buckets, programs(rules.rules))
         self._correlations: dict[str, list[CorrelationState]] = {}
         self._states = [CorrelationState(spec) for spec in rules.correlations]
         for state in self._states:
@@ -165,6 +144,9 @@ class AlertEngine:
         With ``hits`` (the byte screen's verdict on the raw record), the screened rules are
         those hits and only the rules the screen cannot judge go through the gate index.
         """
+        if hits is None:
+            view.prefetch((self._tables.get(view.service) or self._tables[None]).program)
+            return self._gated(view)
         found: list[CompiledRule] = []
         buckets = self._buckets
         if hits is not None:
@@ -192,6 +174,42 @@ class AlertEngine:
             found = [unique[position] for position in sorted(unique)]
         return found
 
+    def _gated(self, view: EventView) -> list[CompiledRule]:
+        """:meth:`candidates` without the screen, once ``view`` walked its log's program."""
+        table = self._tables.get(view.service) or self._tables[None]
+        found = list(table.always)
+        reached = view.reached
+        for ref, first_of, by_value, affixes in table.gates:
+            if first_of:
+                # The first candidate path that reaches anything gives the field's values
+                # (the program walked them all): one string there is one lower() away.
+                for pid in first_of:
+                    nodes = reached.get(pid)
+                    if nodes is not None:
+                        break
+                else:
+                    continue  # absent: no value to look up
+                if len(nodes) == 1 and type(nodes[0]) is str:
+                    lowered: tuple[str | None, ...] = (nodes[0].lower(),)
+                else:
+                    lowered = view.lowered(ref)
+            else:
+                lowered = view.lowered(ref)
+            for value in lowered:
+                if value is None:
+                    continue
+                rules = by_value.get(value)
+                if rules is not None:
+                    found.extend(rules)
+                for prefixes, suffixes, rule in affixes:
+                    if value.startswith(prefixes) or value.endswith(suffixes):
+                        found.append(rule)
+        if len(found) > 1:  # a rule may be reached twice (list values); keep rule order
+            order = self._order
+            unique = {order[id(rule)]: rule for rule in found}
+            found = [unique[position] for position in sorted(unique)]
+        return found
+
     def process(self, index: int, event: bytes | Mapping[str, Any],
                 received: datetime | None = None) -> list[Alert]:
         """Evaluate one sealed record; return the alerts it fired (after suppression).
@@ -202,15 +220,16 @@ class AlertEngine:
             received: when it was sealed: the time used when the record has none.
 
         Raises:
-            FormatError: ``event`` is not a JSON object.
+            FormatError: ``event`` is not a JSON object (bytes that show no rule's needles
+                are not decoded: those give no alerts and no error).
         """
         raw = None
         screened: set[int] | None = None
-        if isinstance(event, bytes | bytearray | memoryview):
-            raw = bytes(event)
-            if self.config.byte_screen and screenable(raw) and raw.lstrip()[:1] == b"{":
+        if type(event) is bytes or isinstance(event, bytes | bytearray | memoryview):
+            raw = bytes(event)  # the same object when it is bytes already
+            if self.config.byte_screen and raw.lstrip()[:1] == b"{":
                 screened = self._screen.hits(raw)
-                if not screened and not self._screen.unscreened:
+                if screened is not None and not screened and not self._screen.unscreened:
                     self.stats.records += 1  # no rule can match: not even decoded
                     return []
             try:
@@ -221,7 +240,8 @@ class AlertEngine:
             raise FormatError(f"entry {index}: event is not a JSON object")
         self.stats.records += 1
         view = EventView(event, raw)
-        candidates = self.candidates(view, screened)
+        view.prefetch((self._tables.get(view.service) or self._tables[None]).program)
+        candidates = self._gated(view) if screened is None else self.candidates(view, screened)
         if not candidates:
             return []
         self.stats.evaluated += len(candidates)

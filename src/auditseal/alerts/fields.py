@@ -24,26 +24,28 @@ offered as compact JSON text, so ``TargetResources|contains: Admin`` and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
 
+from auditseal.alerts.logs import event_service
+from auditseal.alerts.resolver import Ends, Path, State, path_id, state_for, walk
 from auditseal.ingest.azure_times import parse_azure_time
 
 __all__ = [
     "ALIASES",
     "EventView",
     "FieldRef",
+    "Program",
     "as_text",
     "compile_field",
+    "compile_program",
     "event_service",
     "event_time",
     "is_known_field",
 ]
-
-Path = tuple[str, ...]
 
 _UPN = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
 _NAME = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
@@ -101,6 +103,14 @@ ALIASES: dict[str, tuple[bool, tuple[Path, ...]]] = {
 """Log Analytics column names (and SigmaHQ spellings) whose value lives elsewhere in the
 diagnostic export. ``@result`` and ``@provider`` are derived (see ``_derive``)."""
 
+_OPERATION = path_id(("operationName",))
+_RESULT = path_id(("resultType",))
+_ERROR_CODE = path_id(("properties", "status", "errorCode"))
+_DERIVED_FROM: dict[str, tuple[int, ...]] = {
+    "@provider": (_OPERATION,), "@result": (_RESULT, _ERROR_CODE)}
+"""The paths each derived value reads (kept in step with ``_derive``)."""
+
+
 _ROOTS = frozenset((
     "time", "timegenerated", "resourceid", "operationname", "operationversion", "category",
     "resulttype", "resultsignature", "resultdescription", "durationms", "calleripaddress",
@@ -147,6 +157,10 @@ class FieldRef:
     """True: values of every candidate count; False: the first candidate found wins."""
     key: str = ""
     """The memo key: field names are case-insensitive."""
+    steps: tuple[tuple[int, str | None], ...] = ()
+    """Per candidate: its interned path id, and the name of a derived value (``@result``)."""
+    reads: frozenset[int] = frozenset()
+    """Every path id it may read (derived values' included): walked together when asked."""
 
 
 def compile_field(name: str) -> FieldRef:
@@ -158,19 +172,31 @@ def compile_field(name: str) -> FieldRef:
         path = _p(name)
         merge = False
         candidates = (path,) if path[0].lower() == "properties" else (path, ("properties", *path))
-    return FieldRef(name, tuple(candidates), merge, name.lower())
+    steps = tuple((path_id(p), p[0] if p[0].startswith("@") else None) for p in candidates)
+    reads = frozenset(pid for own, derived in steps
+                      for pid in ((own,) if derived is None else _DERIVED_FROM.get(derived, ())))
+    return FieldRef(name, tuple(candidates), merge, name.lower(), steps, reads)
 
 
-_Folded = tuple[dict[str, str], tuple[str, ...]]
-"""A JSON object's keys: lower-cased -> as spelled, and the lower-cased ones holding dots."""
-_SHAPES: dict[tuple[str, ...], _Folded] = {}
-_MAX_SHAPES = 4096
+@dataclass(frozen=True)
+class Program:
+    """Paths walked together in one pass of a record (the fields of one log's rules)."""
+
+    state: State
+    ids: frozenset[int]
+
+
+def compile_program(refs: Iterable[FieldRef]) -> Program:
+    """One walk for every path ``refs`` may read."""
+    ids = frozenset().union(*(ref.reads for ref in refs))
+    return Program(state_for(tuple((pid, 0) for pid in sorted(ids))), ids)
 
 
 class EventView:
     """One decoded record, with field values memoized for every rule that asks."""
 
-    __slots__ = ("_decoded", "_folded", "_lowered", "_memo", "_raw", "_text", "event", "service")
+    __slots__ = ("_covered", "_decoded", "_ends", "_lowered", "_memo", "_raw", "_text", "event",
+                 "service")
 
     def __init__(self, event: Mapping[str, object], raw: bytes | None = None) -> None:
         """Wrap ``event`` (a decoded JSON object); ``raw`` is its bytes, when at hand."""
@@ -179,9 +205,38 @@ class EventView:
         self.service = event_service(event)
         self._memo: dict[str, tuple[object, ...]] = {}
         self._lowered: dict[str, tuple[str | None, ...]] = {}
-        self._folded: dict[int, _Folded] = {}
+        self._ends: Ends = {}  # path id -> the nodes it reaches (walked paths that reach any)
+        self._covered: frozenset[int] = _NONE  # path ids walked so far
         self._decoded: dict[int, object] = {}  # JSON held in strings, decoded once
         self._text: str | None = None
+
+    def prefetch(self, program: Program) -> None:
+        """Walk every path of ``program`` in one pass (before any lookup: the engine's)."""
+        if self._covered:
+            self._fetch(program.ids)
+            return
+        walk(self.event, program.state, self._ends, self._decoded)
+        self._covered = program.ids
+
+    @property
+    def reached(self) -> Ends:
+        """Path id -> the nodes it reached, for every walked path that reached any."""
+        return self._ends
+
+    def _fetch(self, ids: frozenset[int]) -> None:
+        """Walk, in one pass, those of ``ids`` not walked yet (walking twice would repeat)."""
+        key = (self._covered, ids)
+        step = _FETCHES.get(key)
+        if step is None:
+            if len(_FETCHES) >= 4096:
+                _FETCHES.clear()  # why: bounded memory whatever the fields asked
+            missing = ids - self._covered
+            step = _FETCHES[key] = (
+                state_for(tuple((pid, 0) for pid in sorted(missing))) if missing else None,
+                self._covered | missing)
+        if step[0] is not None:
+            walk(self.event, step[0], self._ends, self._decoded)
+            self._covered = step[1]
 
     def values(self, ref: FieldRef) -> tuple[object, ...]:
         """The values of ``ref`` in this record; empty when the field is absent."""
@@ -189,13 +244,22 @@ class EventView:
         if found is not None:
             return found
         out: list[object] = []
-        for path in ref.candidates:
-            if path[0].startswith("@"):
-                derived = _derive(path[0], self)
-                if derived is not None:
-                    out.append(derived)
+        ends = self._ends
+        for pid, derived in ref.steps:
+            if derived is not None:
+                value = _derive(derived, self)
+                if value is not None:
+                    out.append(value)
+            elif pid in ends or pid in self._covered:
+                for node in ends.get(pid, ()):
+                    if type(node) is str:
+                        out.append(node)
+                    else:
+                        _emit(node, out)
             else:
-                self._walk(self.event, path, 0, out)
+                self._fetch(ref.reads)
+                for node in ends.get(pid, ()):
+                    _emit(node, out)
             if out and not ref.merge:
                 break
         found = self._memo[ref.key] = tuple(out)
@@ -206,7 +270,8 @@ class EventView:
         found = self._lowered.get(ref.key)
         if found is None:
             found = self._lowered[ref.key] = tuple(
-                None if v is None else as_text(v).lower() for v in self.values(ref)
+                None if v is None else v.lower() if type(v) is str else as_text(v).lower()
+                for v in self.values(ref)
             )
         return found
 
@@ -217,68 +282,25 @@ class EventView:
             self._text = raw.decode("utf-8", "replace").lower()
         return self._text
 
-    def _walk(self, node: object, path: Path, depth: int, out: list[object]) -> None:
-        while depth < len(path) and type(node) is dict:  # fast path: nested objects
-            value = node.get(path[depth], _ABSENT)  # the spelling asked for, usually right
-            if value is _ABSENT:
-                spelled = self._fold(node)[0].get(path[depth].lower())
-                if spelled is None:
-                    break
-                value = node[spelled]
-            node, depth = value, depth + 1
-        if depth == len(path):
-            _emit(node, out)
-            return
-        if isinstance(node, dict):
-            dotted = self._fold(node)[1]
-            if dotted and depth + 1 < len(path):
-                # Keys holding dots (claim URIs) span several segments of a dotted name.
-                rest = ".".join(path[depth:]).lower()
-                for key in dotted:
-                    if rest == key or rest.startswith(key + "."):
-                        self._walk(node[self._fold(node)[0][key]], path,
-                                   depth + key.count(".") + 1, out)
-                        return
-        elif isinstance(node, list):
-            for item in node:
-                self._walk(item, path, depth, out)
-        elif isinstance(node, str) and node.lstrip()[:1] in ("{", "["):
-            # The decoded value stays referenced by the view, so the ids that key the
-            # folded-key cache are never reused within this record.
-            decoded = self._decoded.get(id(node), _ABSENT)
-            if decoded is _ABSENT:
-                try:
-                    decoded = orjson.loads(node)
-                except orjson.JSONDecodeError:
-                    decoded = None
-                self._decoded[id(node)] = decoded
-            if decoded is not None:
-                self._walk(decoded, path, depth, out)
-
-    def _fold(self, node: dict[str, object]) -> _Folded:
-        """The object's keys by lower-cased spelling, shared by every object of its shape."""
-        folded = self._folded.get(id(node))
-        if folded is None:
-            shape = tuple(node)
-            folded = _SHAPES.get(shape)
-            if folded is None:
-                if len(_SHAPES) >= _MAX_SHAPES:
-                    _SHAPES.clear()  # why: bounded memory on streams of ever-new shapes
-                keys = {key.lower(): key for key in shape}
-                folded = _SHAPES[shape] = (keys, tuple(k for k in keys if "." in k))
-            self._folded[id(node)] = folded
-        return folded
-
     def first(self, path: Path) -> object:
-        """The first value at a lower-cased path, or None."""
+        """The first value at a path, or None."""
+        return self._first(path_id(path))
+
+    def _first(self, pid: int) -> object:
+        if pid not in self._covered:
+            self._fetch(frozenset((pid,)))
+        nodes = self._ends.get(pid)
+        if not nodes:
+            return None
         out: list[object] = []
-        self._walk(self.event, path, 0, out)
-        return out[0] if out else None
+        _emit(nodes[0], out)  # never empty: a list or object is at least its JSON text
+        return out[0]
 
     def time(self) -> datetime | None:
         """When the record says it happened, in UTC; None when it carries no readable time."""
-        for path in _TIME_PATHS:
-            found = self.first(path)
+        self._fetch(_TIME_READS)
+        for pid in _TIME_IDS:
+            found = self._first(pid)
             if isinstance(found, str) and found.endswith("Z") and "T" in found:
                 try:  # the common spelling, far cheaper than the general reader
                     return datetime.fromisoformat(found).astimezone(UTC)
@@ -288,6 +310,11 @@ class EventView:
             if parsed is not None:
                 return parsed
         return None
+
+
+_NONE: frozenset[int] = frozenset()
+_FETCHES: dict[tuple[frozenset[int], frozenset[int]], tuple[State | None, frozenset[int]]] = {}
+"""(paths walked, paths asked) -> the state walking the rest, and the paths walked after."""
 
 
 def as_text(value: object) -> str:
@@ -321,14 +348,14 @@ def _emit(node: object, out: list[object]) -> None:
 def _derive(name: str, view: EventView) -> str | None:
     """Values Log Analytics computes at ingestion that the export does not hold."""
     if name == "@provider":  # "MICROSOFT.STORAGE/STORAGEACCOUNTS/..." -> "MICROSOFT.STORAGE"
-        operation = view.first(("operationName",))
+        operation = view._first(_OPERATION)
         if isinstance(operation, Mapping):
             operation = operation.get("value")
         return operation.split("/", 1)[0] if isinstance(operation, str) else None
     if name == "@result":  # Entra writes the AADSTS code: "0" is success
-        found = view.first(("resultType",))
+        found = view._first(_RESULT)
         if found is None:
-            found = view.first(("properties", "status", "errorCode"))
+            found = view._first(_ERROR_CODE)
         if found is None:
             return None
         code = as_text(found).strip()
@@ -338,70 +365,14 @@ def _derive(name: str, view: EventView) -> str | None:
     return None
 
 
-# --- which log a record comes from -------------------------------------------------------------
-
-_SERVICE_BY_CATEGORY = {
-    **dict.fromkeys(
-        ["administrative", "security", "servicehealth", "resourcehealth", "alert", "autoscale",
-         "recommendation", "policy", "write", "delete", "action"], "activitylogs"),
-    **dict.fromkeys(
-        ["signinlogs", "noninteractiveusersigninlogs", "serviceprincipalsigninlogs",
-         "managedidentitysigninlogs", "microsoftserviceprincipalsigninlogs"], "signinlogs"),
-    "auditlogs": "auditlogs",
-    **dict.fromkeys(
-        ["userriskevents", "riskyusers", "riskyserviceprincipals", "serviceprincipalriskevents"],
-        "riskdetection"),
-    "auditevent": "keyvault",
-    "kube-audit": "kubernetes",
-    "kube-audit-admin": "kubernetes",
-}
-_SERVICE_BY_TABLE = {
-    "azureactivity": "activitylogs",
-    "signinlogs": "signinlogs",
-    "aadnoninteractiveusersigninlogs": "signinlogs",
-    "aadserviceprincipalsigninlogs": "signinlogs",
-    "aadmanagedidentitysigninlogs": "signinlogs",
-    "auditlogs": "auditlogs",
-    "aaduserriskevents": "riskdetection",
-    "aadriskyusers": "riskdetection",
-    "azkvauditlogs": "keyvault",
-    "aksaudit": "kubernetes",
-    "aksauditadmin": "kubernetes",
-}
-
-
-def event_service(event: Mapping[str, object]) -> str | None:
-    """The Sigma ``logsource.service`` of a record ("activitylogs", "signinlogs", ...).
-
-    Read from the category (diagnostic export), the REST ``category.value`` or the Log
-    Analytics ``Type``; records on tenant resources with an Entra audit sub-category
-    (``RoleManagement``...) are audit logs. None when the record is none of these.
-    """
-    table = event.get("Type")
-    if isinstance(table, str):
-        service = _SERVICE_BY_TABLE.get(table.lower())
-        if service is not None:
-            return service
-        if table == "AzureDiagnostics" and str(event.get("ResourceProvider")).upper() == (
-            "MICROSOFT.KEYVAULT"
-        ):
-            return "keyvault"
-    category = event.get("category", event.get("Category", event.get("CategoryValue")))
-    if isinstance(category, Mapping):
-        category = category.get("value")
-    if not isinstance(category, str):
-        return "activitylogs" if "eventTimestamp" in event else None
-    service = _SERVICE_BY_CATEGORY.get(category.lower())
-    resource = event.get("resourceId")
-    if isinstance(resource, str) and "/providers/microsoft.aadiam" in resource.lower():
-        return service if service in ("signinlogs", "riskdetection") else "auditlogs"
-    return service
-
-
 _TIME_PATHS: tuple[Path, ...] = (
     ("time",), ("TimeGenerated",), ("eventTimestamp",), ("properties", "createdDateTime"),
     ("properties", "activityDateTime"),
 )
+
+
+_TIME_IDS = tuple(path_id(path) for path in _TIME_PATHS)
+_TIME_READS = frozenset(_TIME_IDS)
 
 
 def event_time(event: Mapping[str, object]) -> datetime | None:

@@ -36,9 +36,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sigma.conditions import (
-    ConditionAND,
-)
+from sigma.conditions import ConditionAND
 from sigma.rule import SigmaDetection, SigmaDetectionItem
 from sigma.types import (
     CompareOperators,
@@ -140,17 +138,16 @@ class ItemMatcher:
         if self.all_linked:
             return all(self._any_value(test, view, lowered) for _, test in self.labels)
         exact, prefixes, suffixes = self.exact, self.prefixes, self.suffixes
-        contains = self.contains
         for found in lowered:
             if found is None:
                 continue
             if found in exact or (prefixes and found.startswith(prefixes)) or (
                     suffixes and found.endswith(suffixes)):
                 return True
-            if contains and any(c in found for c in contains):
-                return True
-        return bool(self.tests) and any(
-            self._any_value(test, view, lowered) for _, test in self.tests)
+            for c in self.contains:
+                if c in found:
+                    return True
+        return bool(self.tests) and any(self._any_value(t, view, lowered) for _, t in self.tests)
 
     def _any_value(self, test: ValueTest, view: EventView,
                    lowered: tuple[str | None, ...]) -> bool:
@@ -344,9 +341,15 @@ class DetectionMatcher:
 
     def __call__(self, view: EventView) -> bool:
         """Evaluate the detection on one record."""
-        if self.conjunction:
-            return all(part(view) for part in self.parts)
-        return any(part(view) for part in self.parts)
+        if self.conjunction:  # loops, not all()/any() over generators: this runs per record
+            for part in self.parts:  # noqa: SIM110
+                if not part(view):
+                    return False
+            return True
+        for part in self.parts:  # noqa: SIM110
+            if part(view):
+                return True
+        return False
 
     def items(self) -> Iterable[ItemMatcher]:
         """Every item below this detection."""

@@ -1,28 +1,26 @@
-"""The byte prefilter: which rules could match a record, read from its raw bytes.
+"""The byte prefilter's needles: literals one of which a record must show for a rule to match.
 
 Concept: a *necessary condition* of each rule on the sealed JSON text, checked before the
 record is decoded (issue 4, "<= 20 us per event" for the whole pack; most audit records
 match no rule, so the cheapest record is the one never decoded). A rule's :class:`Needles`
-are lower-cased literals one of which the record's lower-cased bytes must show for the rule
+are lower-cased literals one of which the record's lower-cased text must show for the rule
 to possibly match; they come from the same values as its gate (``operationName`` lists,
-``contains`` strings, keywords). The :class:`Screen` of a rule set tells, per record, the
-rules whose needles it shows; the engine evaluates only those, in full, with the general
-evaluator: the screen only ever removes rules that cannot match.
+``contains`` strings, keywords). :class:`~auditseal.alerts.screen.Screen` looks for every
+rule's needles in one pass and says why that is sound; the engine then evaluates only the
+rules hit, in full, with the general evaluator: the screen only ever removes rules that
+cannot match.
 
-Why this is sound (every needle is checked in the way that keeps it so):
+What a needle may hold, so that :mod:`~auditseal.alerts.screen` can find it:
 
-* a record is screened only when its bytes are ASCII and hold no ``\\u`` or ``\\/``
-  escape: then every string of the record (and of JSON held in its strings) is spelled in
-  the bytes exactly as decoded, except ``"`` and ``\\``, which needles never hold, and
-  ``bytes.lower`` equals ``str.lower`` (non-ASCII letters such as the Kelvin sign lower-case
-  to ASCII ones, so non-ASCII records go the general way);
-* *exact*, *prefix* and *suffix* needles are matched against the bytes between two
-  ``"``/``\\`` delimiters, which is where a whole string value lies; they must not fit in a
-  ``true``/``false`` token and must hold a character no number is spelled with, so the value
-  they describe can only be a string (or a compact JSON dump of an object, whose strings
-  are the record's own); otherwise they are checked as *contains* needles;
-* *contains* needles hold none of ``{}[]:,"\\`` nor only number characters, so inside a
-  compact JSON dump they lie within one string, ``true``/``false``/``null`` token;
+* no ``"``, ``\\``, control character or other structural JSON character: a needle then lies
+  within one string (or ``true``/``false``/``null`` token) of the record, also inside a
+  compact JSON dump of an object, whose strings are the record's own;
+* *exact*, *prefix* and *suffix* needles must not fit in a ``true``/``false`` token and must
+  hold a character no number is spelled with, so the value they describe can only be a
+  string; otherwise they are checked as *contains* needles;
+* integers are *number* needles (a string equal to one, or a number token spelling it);
+* non-ASCII literals are dropped (``Needles.ascii_only`` says so: the needles are then a
+  necessary condition on ASCII records only);
 * fields computed by the engine (``@result``, ``@provider``) give no needles.
 """
 
@@ -44,7 +42,7 @@ from sigma.rule import SigmaRule
 
 from auditseal.alerts.matcher import DetectionMatcher, ItemMatcher
 
-__all__ = ["Needles", "Screen", "rule_needles", "screenable"]
+__all__ = ["Needles", "rule_needles"]
 
 _STRUCTURAL = frozenset('{}[]:,"\\')
 _NUMBERISH = frozenset("0123456789.+-einfaty")
@@ -68,12 +66,15 @@ class Needles:
     contains: tuple[bytes, ...] = ()
     numbers: tuple[bytes, ...] = ()
     """Integers: a string value equal to one, or a number token spelling it."""
+    ascii_only: bool = False
+    """A non-ASCII literal was dropped: the needles are a necessary condition on ASCII
+    records only (a record with other characters must be evaluated the general way)."""
 
     def __or__(self, other: Needles) -> Needles:
         """Either condition: the needles of both."""
         return Needles(self.exact | other.exact, self.prefixes + other.prefixes,
                        self.suffixes + other.suffixes, self.contains + other.contains,
-                       self.numbers + other.numbers)
+                       self.numbers + other.numbers, self.ascii_only or other.ascii_only)
 
     def score(self) -> tuple[int, int, int]:
         """Lower is more selective: fewer needles, exact ones, then long ones."""
@@ -84,16 +85,14 @@ class Needles:
 
 
 _INTEGER = re.compile(r"-?[0-9]+")
-_FRACTION = re.compile(rb'[:\[,](?:\s|"+[nrt])*-?[0-9]+[.e]')
-"""A number token with a fraction or exponent (also in JSON held in a string), lower-cased."""
 _IMPOSSIBLE = b""
-"""Marks a literal no value of a screenable record can hold (non-ASCII): dropped."""
+"""Marks a literal no value of an ASCII record can hold (non-ASCII): dropped."""
 
 
 def _plain(text: str) -> bytes | None:
     """The needle bytes of a lower-cased literal, or None when it cannot be one."""
     if not text.isascii():
-        return _IMPOSSIBLE  # values of an ASCII record (see screenable) are ASCII
+        return _IMPOSSIBLE  # values of an ASCII record are ASCII: see Needles.ascii_only
     if not text or any(c in _STRUCTURAL or c < " " for c in text):
         return None
     if all(c in _NUMBERISH for c in text):
@@ -106,6 +105,7 @@ def _value_needles(exact: Iterable[str], prefixes: Iterable[str], suffixes: Iter
     """Needles of OR-linked values; None when one of them gives none."""
     out: dict[str, list[bytes]] = {"exact": [], "prefix": [], "suffix": [], "contains": [],
                                    "number": []}
+    dropped = False
     for kind, texts in (("exact", exact), ("prefix", prefixes), ("suffix", suffixes),
                         ("contains", contains)):
         for text in texts:
@@ -116,13 +116,14 @@ def _value_needles(exact: Iterable[str], prefixes: Iterable[str], suffixes: Iter
             if needle is None:
                 return None
             if needle is _IMPOSSIBLE:
+                dropped = True
                 continue
             # A piece of "true"/"false" may stand unquoted in the bytes: only a substring
             # test is sound for it (decided per needle, not for the rest of the group).
             loose = kind != "contains" and (needle in b"true" or needle in b"false")
             out["contains" if loose else kind].append(needle)
     return Needles(frozenset(out["exact"]), tuple(out["prefix"]), tuple(out["suffix"]),
-                   tuple(out["contains"]), tuple(out["number"]))
+                   tuple(out["contains"]), tuple(out["number"]), dropped)
 
 
 def item_needles(item: ItemMatcher) -> Needles | None:
@@ -187,54 +188,3 @@ def _node(node: Any, rule: SigmaRule, detections: dict[str, DetectionMatcher]
     if isinstance(node, ConditionNOT):
         return None
     return None
-
-
-def screenable(raw: bytes) -> bool:
-    """Whether the needles are sound on these bytes (see the module docstring)."""
-    return raw.isascii() and b"\\u" not in raw and b"\\/" not in raw
-
-
-class Screen:
-    """The rules of a set whose exact needles a record shows, by position in the set.
-
-    The bytes are lower-cased and their ``\\`` turned into ``"``, so that every string
-    value lies between two ``"``: an exact needle is then one of the pieces between
-    quotes, and one set intersection checks all of them (about 200 in the SigmaHQ Azure
-    rules). Rules with other needles (prefixes, substrings) or none are left to the
-    engine's gate index (:attr:`unscreened`): measured, checking 40 substrings one by one
-    on the raw bytes costs more than decoding the record and looking up its gate fields.
-    """
-
-    __slots__ = ("_exact", "_fraction_rules", "_numbers", "unscreened")
-
-    def __init__(self, needles: Sequence[Needles | None]) -> None:
-        """Index the needles of rules ``0..n-1``; None means "no condition known"."""
-        self.unscreened: frozenset[int] = frozenset(
-            i for i, n in enumerate(needles)
-            if n is None or n.prefixes or n.suffixes or n.contains)
-        """Rules the screen says nothing about (evaluate them the general way)."""
-        self._exact: dict[bytes, list[int]] = {}
-        numbers: dict[bytes, set[int]] = {}
-        for position, found in enumerate(needles):
-            if found is None or position in self.unscreened:
-                continue
-            for value in found.exact:
-                self._exact.setdefault(value, []).append(position)
-            for number in found.numbers:
-                numbers.setdefault(number, set()).add(position)
-        self._numbers = tuple(numbers.items())
-        self._fraction_rules = frozenset(p for group in numbers.values() for p in group)
-
-    def hits(self, raw: bytes) -> set[int]:
-        """Screened rules (positions) whose needles the screenable bytes show."""
-        quoted = raw.lower().replace(b"\\", b'"')
-        found: set[int] = set()
-        exact = self._exact
-        for piece in exact.keys() & quoted.split(b'"'):
-            found.update(exact[piece])
-        for number, positions in self._numbers:
-            if number in quoted:  # a string piece or an integer token spelling it
-                found |= positions
-        if self._fraction_rules and _FRACTION.search(quoted) is not None:
-            found |= self._fraction_rules  # 5.0126e4 is 50126 too: a number needle cannot tell
-        return found

@@ -378,5 +378,16 @@ def _combine(children: list[tuple[Check, Gate | None]], *, conjunction: bool
     if len(checks) == 1:
         return checks[0], gates[0]
     if conjunction:
-        return (lambda view: all(check(view) for check in checks)), and_gate(gates)
-    return (lambda view: any(check(view) for check in checks)), or_gate(gates)
+        def every(view: EventView) -> bool:  # loops, not all(generator): runs per record
+            for check in checks:  # noqa: SIM110
+                if not check(view):
+                    return False
+            return True
+        return every, and_gate(gates)
+
+    def some(view: EventView) -> bool:
+        for check in checks:  # noqa: SIM110
+            if check(view):
+                return True
+        return False
+    return some, or_gate(gates)

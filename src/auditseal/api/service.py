@@ -86,6 +86,7 @@ class AuditService:
         """Open the writer (recovering the journal), start the publisher and the follower."""
         self._writer = self._stack.enter_context(self._factory(self.log))
         self._writer.start_publisher()
+        self.seal_key_changes()  # made while no service held the log
         position = self._read_state("serve-alerts")
         self._stop.clear()
         self._follower = FollowerProcess(FollowerConfig(
