@@ -85,6 +85,27 @@ def test_oversized_event_is_rejected_with_the_limit(
     assert result["rejected"][0]["line"] == 2
 
 
+def test_json_array_rejections_keep_input_order_and_lines(
+    log_dir: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What the client SDK sends: one array; here pretty-printed, one element per line,
+    # with a bad element, an oversized one and a number among good ones.
+    root, _ = log_dir
+    big = orjson.dumps({"blob": "x" * 70_000})
+    elements = [activity_event(0), big, activity_event(1), b"7", activity_event(2)]
+    (tmp_path / "batch.json").write_bytes(b"[\n" + b",\n".join(elements) + b"\n]\n")
+    assert run_cli("append", tmp_path / "batch.json", "--log", root, "--json") == 3
+    result = orjson.loads(capsys.readouterr().out)
+    assert result["sealed"] == 3
+    assert [r["line"] for r in result["rejected"]] == [3, 5]
+    assert "65,535" in result["rejected"][0]["reason"]
+    assert "array element 3: not a JSON object" in result["rejected"][1]["reason"]
+    assert run_cli("prove", "--index", "2", "--log", root) == exitcodes.OK
+    proof = TlogProof.parse(capsys.readouterr().out.encode())
+    assert proof.extra is not None
+    assert decode_entry(proof.extra).event == activity_event(2)
+
+
 def test_init_never_overwrites_a_key(log_dir: tuple[Path, str],
                                      capsys: pytest.CaptureFixture[str]) -> None:
     root, _ = log_dir

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from auditseal.ingest.records import (
     Record,
+    RecordBatch,
     Rejected,
+    iter_batches,
     iter_records,
     split_records,
     validate_event,
@@ -109,9 +111,10 @@ def test_corpus_file_splits_into_its_events(name: str) -> None:
 @pytest.mark.parametrize("name", _corpus_files(), ids=lambda name: Path(name).name)
 def test_corpus_file_same_result_with_tiny_chunks(name: str) -> None:
     data = (CORPUS / name).read_bytes()
-    assert list(iter_records(io.BytesIO(data), chunk_bytes=7)) == list(
+    assert list(iter_records(Chunked(data), chunk_bytes=7)) == list(
         iter_records(io.BytesIO(data))
     )
+    assert_batches_match(data)
 
 
 def test_every_corpus_file_has_an_expected_count() -> None:
@@ -274,12 +277,31 @@ def test_split_cases(
         assert len(got.excerpt) <= 83
     for r in records:
         assert data[r.offset : r.offset + len(r.data)] == r.data
-    # Streaming with tiny reads must not change anything.
-    assert list(iter_records(io.BytesIO(data), chunk_bytes=3)) == records_and_rejected(data)
+    # Streaming with tiny reads must not change anything, nor splitting in batches.
+    assert list(iter_records(Chunked(data), chunk_bytes=3)) == records_and_rejected(data)
+    assert_batches_match(data)
 
 
 def records_and_rejected(data: bytes) -> list[Record | Rejected]:
     return list(iter_records(io.BytesIO(data)))
+
+
+class Chunked(io.BytesIO):
+    """A stream that is not an ``io.BytesIO`` itself: read chunk by chunk, not in place."""
+
+
+def flatten(batches: list[RecordBatch]) -> tuple[list[Record], list[Rejected]]:
+    records = [batch.record(i) for batch in batches for i in range(len(batch.events))]
+    return records, [r for batch in batches for r in batch.rejected]
+
+
+def assert_batches_match(data: bytes) -> None:
+    """iter_batches (the CLI's hot path) yields what iter_records does, in columns."""
+    want = split_records(data)
+    assert flatten(list(iter_batches(io.BytesIO(data)))) == want
+    assert flatten(list(iter_batches(Chunked(data), chunk_bytes=5))) == want
+    for batch in iter_batches(io.BytesIO(data)):
+        assert len(batch.events) == len(batch.lines) == len(batch.offsets)
 
 
 @pytest.mark.parametrize(
@@ -354,8 +376,9 @@ def test_line_longer_than_chunk() -> None:
     data = b'{"a":1}\n' + event + b"\r\n" + event
     records, rejected = split_records(data)
     assert not rejected
-    streamed = list(iter_records(io.BytesIO(data), chunk_bytes=64))
+    streamed = list(iter_records(Chunked(data), chunk_bytes=64))
     assert streamed == records
+    assert_batches_match(data)
     assert [r.data for r in records] == [b'{"a":1}', event, event]
     assert [r.offset for r in records] == [0, 8, 8 + len(event) + 2]
 
@@ -414,6 +437,7 @@ def test_round_trip(events: list[dict[str, Any]], shape: str) -> None:
     for r in records:
         assert data[r.offset : r.offset + len(r.data)] == r.data
         assert r.line == data.count(b"\n", 0, r.offset) + 1
+    assert_batches_match(data)
 
 
 # --- demo data -----------------------------------------------------------------------------

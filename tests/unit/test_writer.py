@@ -12,7 +12,7 @@ from auditseal.clock import FixedClock
 from auditseal.config import WriterConfig
 from auditseal.core.hashing import leaf_hash
 from auditseal.core.notekeys import NoteSigner, NoteVerifier, generate_key
-from auditseal.errors import OverloadError, StorageUnavailable
+from auditseal.errors import EntryTooLarge, OverloadError, StorageUnavailable
 from auditseal.log.reader import LogReader
 from auditseal.log.writer import LogWriter
 from auditseal.storage.filesystem import FilesystemHeadStore, FilesystemObjectStore
@@ -196,3 +196,82 @@ def test_bundles_left_by_a_crashed_direct_seal_are_adopted(tmp_path: Path) -> No
     report = verify_log(DirectorySource(tmp_path / "log"), [NoteVerifier.from_vkey(vkey)])
     assert report.ok, report.findings
     assert report.entries_checked == 1130
+
+
+def test_views_into_an_input_are_sealed_like_bytes(tmp_path: Path) -> None:
+    # ``auditseal append`` hands the writer views into the input it read, not copies.
+    body = b"".join(e + b"\n" for e in _events(300))
+    views, start = [], 0
+    for event in _events(300):
+        views.append(memoryview(body)[start : start + len(event)])
+        start += len(event) + 1
+    store, head = MemoryObjectStore(), MemoryHeadStore()
+    writer, _ = _writer(tmp_path / "views", store, head, WriterConfig(fsync=False))
+    sealed = writer.append_entries(views, source="test")
+    checkpoint = writer.publish()
+    assert checkpoint is not None
+    reader = LogReader(store, checkpoint)
+    twin, _ = _writer(tmp_path / "bytes", MemoryObjectStore(), MemoryHeadStore(),
+                      WriterConfig(fsync=False))
+    assert [leaf for _, leaf in twin.append_entries(_events(300), source="test")] == [
+        leaf for _, leaf in sealed]
+    assert [reader.entry(i).split(b"\n", 1)[1] for i in range(300)] == _events(300)
+    writer.close()
+    twin.close()
+
+
+def test_a_too_large_view_refuses_the_whole_batch(tmp_path: Path) -> None:
+    store, head = MemoryObjectStore(), MemoryHeadStore()
+    writer, _ = _writer(tmp_path, store, head, WriterConfig(fsync=False))
+    big = memoryview(b'{"blob":"' + b"x" * 70_000 + b'"}')
+    with pytest.raises(EntryTooLarge):
+        writer.append([*_events(5), big, *_events(5)])
+    assert writer.size == 0  # nothing was written
+    writer.close()
+
+
+def test_direct_seals_leave_no_journal_segment_and_later_appends_recover(
+    tmp_path: Path,
+) -> None:
+    # A segment is created by the append that needs one: sealing big batches directly
+    # no longer creates (and fsyncs, then deletes) an empty segment each time.
+    store = FilesystemObjectStore(tmp_path / "log", fsync=False)
+    head = FilesystemHeadStore(tmp_path / "log" / "checkpoint", fsync=False)
+    config = WriterConfig(fsync=False, seal_directly_from=100, publish_max_pending=10_000)
+    journal = tmp_path / "journal"
+
+    def segments() -> list[str]:
+        return sorted(path.name for path in journal.glob("*.wal"))
+
+    skey, vkey = generate_key("writer.test/log")
+
+    def writer_on() -> LogWriter:
+        writer = LogWriter(
+            store=store, head=head, signer=NoteSigner.from_private_key(skey),
+            verifier=NoteVerifier.from_vkey(vkey), origin="writer.test/log",
+            journal_dir=journal, clock=FixedClock(datetime(2026, 11, 27, tzinfo=UTC)),
+            config=config,
+        )
+        writer.open()
+        return writer
+
+    first = writer_on()
+    assert segments() == []
+    first.append(_events(10))  # journaled
+    assert segments() == [f"{0:020d}.wal"]
+    first.append(_events(300, 10))  # sealed directly, with the 10 pending before it
+    assert segments() == []
+    first.append(_events(200, 310))
+    first.append(_events(5, 510))  # journaled: a segment starting at its index
+    assert segments() == [f"{510:020d}.wal"]
+    first._journal.close()  # a crash: the 5 entries are in the journal only
+
+    second = writer_on()
+    assert second.recovered_entries == 5
+    assert second.checkpoint is not None
+    assert second.checkpoint.size == 515
+    assert second.append(_events(3, 515)) == [515, 516, 517]
+    second.close()
+    report = verify_log(DirectorySource(tmp_path / "log"), [NoteVerifier.from_vkey(vkey)])
+    assert report.ok, report.findings
+    assert report.entries_checked == 518

@@ -15,8 +15,8 @@ from auditseal.cli import exitcodes
 from auditseal.cli.output import ProgressBar, print_json
 from auditseal.core.layout import HISTORY_PREFIX
 from auditseal.errors import ConfigError
-from auditseal.ingest.pipeline import IngestSummary, ingest
-from auditseal.ingest.records import iter_records
+from auditseal.ingest.pipeline import IngestSummary, ingest_batches
+from auditseal.ingest.records import iter_batches
 from auditseal.log.local import init_log, latest_checkpoint, load_log, open_writer
 
 _MAX_REJECTIONS_SHOWN = 20
@@ -73,7 +73,8 @@ def run_append(args: argparse.Namespace) -> int:
             if total:
                 bar.update(summary.bytes_in, total)
 
-        summary = ingest(writer, iter_records(stream), source=source, on_batch=progress)
+        summary = ingest_batches(writer, iter_batches(stream), source=source,
+                                 on_batch=progress)
         writer.stop_publisher()
         checkpoint = writer.publish() or writer.checkpoint
     bar.close()

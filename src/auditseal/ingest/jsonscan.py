@@ -5,6 +5,9 @@ events out of the input instead of re-serializing them. No JSON library reports 
 spans, so this module delimits values with a small scanner that tracks strings, escapes and
 bracket nesting. It stays fast by letting ``re`` skip everything that is not a bracket
 (whole strings included) in C: Python code runs once per bracket, not once per byte.
+An array whose elements are all objects is usually cut by
+:func:`auditseal.ingest.fastjson.array_objects` first (one simdjson parse per element, no
+Python per bracket); this scanner is the general path, and the one that words errors.
 
 The scanner only finds boundaries; validity is always decided by orjson. Grammar: RFC 8259
 (white space §2, strings and escapes §7, UTF-8 §8.1).

@@ -27,98 +27,51 @@ its elements; any other object is one event. Every event must be one UTF-8 JSON 
 (checked by :func:`validate_event` with orjson, which also rejects invalid UTF-8 and lone
 surrogate escapes); anything else becomes a :class:`Rejected` with line, offset, reason.
 
-Values are delimited by the byte-span scanner in :mod:`auditseal.ingest.jsonscan`; JSON
-lines that orjson accepts are not scanned at all. The scanner only finds boundaries;
-validity is always decided by orjson. Grammar: RFC 8259 (white space §2, strings and
-escapes §7, UTF-8 §8.1).
+The work is split by concept: :mod:`auditseal.ingest.event` (what an event and a
+rejection are, and the validity test), :mod:`auditseal.ingest.jsonlines` (JSON lines),
+:mod:`auditseal.ingest.values` (expanding arrays and envelopes); this module applies the
+first-line rule and splits documents. A JSON line that simdjson accepts as one object is
+not scanned at all, and an array of objects is cut by simdjson itself
+(:func:`auditseal.ingest.fastjson.array_objects`); everything else is delimited by the
+byte-span scanner in :mod:`auditseal.ingest.jsonscan`, which only finds boundaries:
+validity is always decided by simdjson's "yes" or by orjson. :func:`iter_batches` gives
+the same result as :func:`iter_records` in columns, for the sealing hot path. Grammar:
+RFC 8259 (white space §2, strings and escapes §7, UTF-8 §8.1).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import BinaryIO
 
-import orjson
+from auditseal.ingest.event import Record, Rejected, excerpt, validate_event
+from auditseal.ingest.jsonlines import RecordBatch, line_batches, split_lines
+from auditseal.ingest.jsonscan import OPENERS, WS, Incomplete, Malformed, scan_value, skip_ws
+from auditseal.ingest.values import LineCounter, value_events
 
-from auditseal.ingest.fastjson import OBJECT, UNDECIDED, classify
-from auditseal.ingest.jsonscan import (
-    ENVELOPE_HEAD,
-    OPENERS,
-    WS,
-    Incomplete,
-    Malformed,
-    ScanError,
-    array_spans,
-    scan_value,
-    skip_ws,
-)
-
-__all__ = ["Record", "Rejected", "iter_records", "split_records", "validate_event"]
+__all__ = [
+    "Record",
+    "RecordBatch",
+    "Rejected",
+    "iter_batches",
+    "iter_records",
+    "split_records",
+    "validate_event",
+]
 
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _EXCERPT_CHARS = 80
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One event, exactly as it appears in the input.
-
-    Attributes:
-        data: the event's bytes, a byte-exact slice of the input.
-        line: 1-based line of the input where the event starts.
-        offset: byte offset of the event in the input (a skipped BOM counts).
-    """
-
-    data: bytes
-    line: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """A part of the input that is not a valid event, and why.
-
-    Attributes:
-        line: 1-based line where the rejected bytes start.
-        offset: byte offset where they start.
-        reason: human text saying what is wrong.
-        excerpt: the first ~80 characters, printable, for the error message.
-    """
-
-    line: int
-    offset: int
-    reason: str
-    excerpt: str
-
-
-def validate_event(data: bytes) -> str | None:
-    """Check that ``data`` is exactly one UTF-8 JSON object.
-
-    Args:
-        data: the candidate event bytes.
-
-    Returns:
-        None if valid, else a human-readable reason.
-    """
-    if classify(data) != UNDECIDED:
-        return None
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        return _json_error(data, exc)
-    if type(value) is not dict:
-        return f"not a JSON object (found {_kind(value)})"
-    return None
+_DOCUMENT_BATCH = 4096  # events per RecordBatch of a document
 
 
 def iter_records(stream: BinaryIO, *, chunk_bytes: int = 1 << 20) -> Iterator[Record | Rejected]:
     """Split an input into events, in input order.
 
     JSON lines are streamed ``chunk_bytes`` at a time (memory: one chunk plus the longest
-    line); a document (see the module docstring for the first-line rule) is read whole.
+    line); a document (see the module docstring for the first-line rule) is read whole,
+    and an ``io.BytesIO`` (already in memory) is split in place, without chunks.
 
     Args:
         stream: a binary stream, e.g. ``open(path, "rb")`` or ``sys.stdin.buffer``.
@@ -127,22 +80,45 @@ def iter_records(stream: BinaryIO, *, chunk_bytes: int = 1 << 20) -> Iterator[Re
     Yields:
         A :class:`Record` for each event and a :class:`Rejected` for each bad part.
     """
-    if chunk_bytes < 1:
-        raise ValueError("chunk_bytes must be positive")
-    buf, eof = _read_first_line(stream, chunk_bytes)
-    if buf.startswith(_UTF16_BOMS):
-        yield Rejected(1, 0, "input is UTF-16 (e.g. written by PowerShell '>'); save it as "
-                       "UTF-8", _excerpt(buf[:_EXCERPT_CHARS]))
-        return
-    start = len(_BOM) if buf.startswith(_BOM) else 0
-    first = skip_ws(buf, start, len(buf))
-    if first == len(buf):
-        return  # empty or white space only
-    eol = buf.find(b"\n", first)
-    if buf[first] == 0x5B or (eol != -1 and _opens_document(buf, first, eol)):
-        yield from _split_document(buf if eof else buf + stream.read(), start)
-    else:
-        yield from _split_lines(stream, buf, start, chunk_bytes)
+    opened = _open(stream, chunk_bytes)
+    if isinstance(opened, Rejected):
+        yield opened
+    elif opened is not None:
+        buf, start, document = opened
+        if document:
+            yield from _split_document(buf, start)
+        else:
+            yield from split_lines(stream, buf, start, chunk_bytes)
+
+
+def iter_batches(stream: BinaryIO, *, chunk_bytes: int = 1 << 20) -> Iterator[RecordBatch]:
+    """Split an input like :func:`iter_records`, in batches: the sealing hot path's form.
+
+    The same events and rejections in the same order, grouped: JSON lines one batch per
+    chunk read, a document up to 4096 events per batch.
+
+    Args:
+        stream: a binary stream, e.g. ``open(path, "rb")`` or ``sys.stdin.buffer``.
+        chunk_bytes: read size for JSON lines.
+
+    Yields:
+        A :class:`RecordBatch` per chunk of input (some may be empty).
+    """
+    opened = _open(stream, chunk_bytes)
+    if isinstance(opened, Rejected):
+        yield RecordBatch(rejected=[opened])
+    elif opened is not None:
+        buf, start, document = opened
+        if not document:
+            yield from line_batches(stream, buf, start, chunk_bytes)
+            return
+        batch = RecordBatch()
+        for item in _split_document(buf, start):
+            batch.add(item)
+            if len(batch.events) >= _DOCUMENT_BATCH:
+                yield batch
+                batch = RecordBatch()
+        yield batch
 
 
 def split_records(data: bytes) -> tuple[list[Record], list[Rejected]]:
@@ -160,6 +136,33 @@ def split_records(data: bytes) -> tuple[list[Record], list[Rejected]]:
 
 
 # --- reading ---------------------------------------------------------------------------------
+
+
+def _open(stream: BinaryIO, chunk_bytes: int) -> tuple[bytes, int, bool] | Rejected | None:
+    """Apply the first-line rule: (input so far, offset after a BOM, is a document).
+
+    A document is read whole. None: the input is empty or white space only.
+    """
+    if chunk_bytes < 1:
+        raise ValueError("chunk_bytes must be positive")
+    if type(stream) is io.BytesIO:
+        # A body already in memory (an HTTP request, split_records) is split where it
+        # lies: reading it in chunks would only copy every byte once or twice more.
+        buf, eof = stream.getvalue()[stream.tell() :], True
+        stream.seek(0, io.SEEK_END)
+    else:
+        buf, eof = _read_first_line(stream, chunk_bytes)
+    if buf.startswith(_UTF16_BOMS):
+        return Rejected(1, 0, "input is UTF-16 (e.g. written by PowerShell '>'); save it as "
+                        "UTF-8", excerpt(buf[:_EXCERPT_CHARS]))
+    start = len(_BOM) if buf.startswith(_BOM) else 0
+    first = skip_ws(buf, start, len(buf))
+    if first == len(buf):
+        return None
+    eol = buf.find(b"\n", first)
+    if buf[first] == 0x5B or (eol != -1 and _opens_document(buf, first, eol)):
+        return (buf if eof else buf + stream.read()), start, True
+    return buf, start, False
 
 
 def _read_first_line(stream: BinaryIO, chunk_bytes: int) -> tuple[bytes, bool]:
@@ -193,110 +196,23 @@ def _opens_document(buf: bytes, first: int, eol: int) -> bool:
     return False
 
 
-def _split_lines(
-    stream: BinaryIO, buf: bytes, pos: int, chunk_bytes: int
-) -> Iterator[Record | Rejected]:
-    """Stream JSON lines; ``buf`` holds the input from offset 0 and ``pos`` skips the BOM."""
-    base = 0  # input offset of buf[0]
-    line = 1
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
-    while True:
-        nl = buf.find(b"\n", pos)
-        last = False
-        if nl == -1:
-            base += pos
-            buf, eof = _read_to_newline(stream, buf[pos:], chunk_bytes)
-            pos = 0
-            nl = buf.find(b"\n")
-            if nl == -1:
-                assert eof  # _read_to_newline stops at a newline or at the end
-                nl, last = len(buf), True
-        segment = buf[pos:nl]
-        data = segment.strip(WS)  # in C: a byte loop here was O(white space) in Python
-        if data:
-            s = pos + len(segment) - len(segment.lstrip(WS))
-            e = s + len(data)
-            kind = classify(data)
-            if kind == UNDECIDED:
-                try:
-                    value = loads(data)
-                except decode_error:
-                    value = None  # not a dict either way: _line_events finds out why
-                if type(value) is dict and not _is_envelope(value):
-                    kind = OBJECT
-            if kind == OBJECT:
-                yield Record(data, line, base + s)
-            else:
-                yield from _line_events(buf, s, e, line, base, last=last)
-        if last:
-            return
-        pos = nl + 1
-        line += 1
-
-
-def _read_to_newline(stream: BinaryIO, tail: bytes, chunk_bytes: int) -> tuple[bytes, bool]:
-    """Append chunks to ``tail`` until one holds a newline; True if input ended."""
-    pieces = [tail]
-    while True:
-        more = stream.read(chunk_bytes)
-        if not more:
-            return b"".join(pieces), True
-        pieces.append(more)
-        if b"\n" in more:
-            return b"".join(pieces), False
-
-
-def _is_envelope(value: dict[str, object]) -> bool:
-    return len(value) == 1 and type(value.get("records")) is list
-
-
-# --- splitting -------------------------------------------------------------------------------
-
-
-def _line_events(
-    buf: bytes, s: int, e: int, line: int, base: int, *, last: bool
-) -> list[Record | Rejected]:
-    """Split one JSON line that is not a plain object: all of it, or reject it whole."""
-    events: list[Record | Rejected] = []
-    p = s
-    try:
-        while p < e:
-            if buf[p] not in OPENERS:
-                raise Malformed("", p)
-            found, p = _value_at(buf, p, e, base, lambda _pos: line)
-            events.extend(found)
-            p = skip_ws(buf, p, e)
-    except ScanError as exc:
-        data = buf[s:e]
-        if isinstance(exc, Incomplete) and last:
-            reason = (f"incomplete last line: the input ends without a newline {exc.message} "
-                      "(file still being written?)")
-        elif isinstance(exc, Incomplete):
-            reason = f"incomplete JSON value: the line ends {exc.message}"
-        else:
-            reason = validate_event(data) or exc.message or "not a JSON object"
-        return [Rejected(line, base + s, reason, _excerpt(data))]
-    return events
-
-
 def _split_document(buf: bytes, start: int) -> Iterator[Record | Rejected]:
     """Split a whole document: one or more top-level values separated by white space."""
-    line_of = _LineCounter(buf)
+    line_of = LineCounter(buf)
     n = len(buf)
     p = skip_ws(buf, start, n)
     while p < n:
         if buf[p] in OPENERS:
             try:
-                found, p = _value_at(buf, p, n, 0, line_of)
+                found, p = value_events(buf, p, n, 0, line_of)
             except Incomplete as exc:
                 yield Rejected(line_of(p), p, "incomplete JSON document: the input ends "
-                               f"{exc.message} (file still being written?)", _excerpt(buf[p:]))
+                               f"{exc.message} (file still being written?)", excerpt(buf[p:]))
                 return
             except Malformed as exc:
                 yield Rejected(line_of(p), p, f"malformed JSON document at line "
                                f"{line_of(exc.pos)}: {exc.message}; the {n - p} bytes from "
-                               "here on were not read as events", _excerpt(buf[p:]))
+                               "here on were not read as events", excerpt(buf[p:]))
                 return
             yield from found
         else:
@@ -306,99 +222,8 @@ def _split_document(buf: bytes, start: int) -> Iterator[Record | Rejected]:
             eol = n if eol == -1 else eol
             junk = buf[p:eol].rstrip(WS)
             reason = validate_event(junk) or "not a JSON object"
-            yield Rejected(line_of(p), p, reason, _excerpt(junk))
+            yield Rejected(line_of(p), p, reason, excerpt(junk))
             p = eol
         p = skip_ws(buf, p, n)
 
 
-def _value_at(
-    buf: bytes, p: int, limit: int, base: int, line_of: Callable[[int], int]
-) -> tuple[list[Record | Rejected], int]:
-    """Expand the value opening at ``buf[p]``; return its events and the index after it."""
-    spans: list[tuple[int, int]] | None = None
-    if buf[p] == 0x5B:
-        spans, end = array_spans(buf, p, limit)
-        context = "array element {}: "
-    elif head := ENVELOPE_HEAD.match(buf, p, limit):
-        spans, end = array_spans(buf, head.end() - 1, limit)
-        end = skip_ws(buf, end, limit)
-        context = "records[{}]: "
-        if end < limit and buf[end] == 0x7D:
-            end += 1
-        else:
-            spans = None  # "records" is not the only member: an ordinary object
-    if spans is None:
-        end = scan_value(buf, p, limit)
-        return [_event(buf, p, end, base, line_of, context="")], end
-    return [
-        _event(buf, s, e, base, line_of, context=context.format(i))
-        for i, (s, e) in enumerate(spans)
-    ], end
-
-
-def _event(
-    buf: bytes, s: int, e: int, base: int, line_of: Callable[[int], int], *, context: str
-) -> Record | Rejected:
-    data = buf[s:e]
-    reason = validate_event(data) if data else "empty element (stray comma)"
-    if reason is None:
-        return Record(data, line_of(s), base + s)
-    return Rejected(line_of(s), base + s, context + reason, _excerpt(data))
-
-
-# --- line numbers ----------------------------------------------------------------------------
-
-
-class _LineCounter:
-    """Line number of a byte position, counting incrementally from the last question."""
-
-    def __init__(self, buf: bytes) -> None:
-        self._buf = buf
-        self._pos = 0
-        self._line = 1
-
-    def __call__(self, pos: int) -> int:
-        if pos >= self._pos:
-            self._line += self._buf.count(b"\n", self._pos, pos)
-        else:
-            self._line -= self._buf.count(b"\n", pos, self._pos)
-        self._pos = pos
-        return self._line
-
-
-# --- messages --------------------------------------------------------------------------------
-
-
-def _json_error(data: bytes, exc: orjson.JSONDecodeError) -> str:
-    msg = exc.msg
-    if "UTF-8" in msg and "BOM" not in msg:
-        # orjson says "surrogates not allowed" for any bad byte; find the real one.
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            return (f"invalid UTF-8: byte 0x{data[bad.start]:02x} at byte {bad.start} of "
-                    f"the event ({bad.reason})")
-    where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
-    if "surrogate" in msg:
-        return (f"lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair) at {where}: "
-                "not valid Unicode")
-    if msg.startswith("Input is a zero-length"):
-        return "empty event"
-    return f"invalid JSON: {msg} at {where}"
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, list | str):
-        return "an array" if isinstance(value, list) else "a string"
-    return "true/false/null" if value is None or isinstance(value, bool) else "a number"
-
-
-def _excerpt(raw: bytes) -> str:
-    """First ~80 characters of ``raw`` as printable text (escapes for the rest)."""
-    text = raw[: _EXCERPT_CHARS * 4].decode("utf-8", "backslashreplace")
-    shown = "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-        for ch in text[:_EXCERPT_CHARS]
-    )
-    clipped = len(shown) > _EXCERPT_CHARS or len(text) > _EXCERPT_CHARS
-    return shown[:_EXCERPT_CHARS] + "..." if clipped else shown

@@ -11,6 +11,10 @@ disk, never part of the sealed tree, and are deleted once everything in them is 
 Segment file ``<first index, 20 digits>.wal``: the magic ``ASJ1`` then records, each
 ``uint32 length || uint32 crc32(entry) || entry`` (big-endian). A crash can leave only
 the last record of the last segment torn (it was never acknowledged); recovery cuts it off.
+
+A segment is created by the first append that needs it, not when the previous one ends:
+large batches are sealed without the journal (``skip_to``), and creating, fsyncing and
+deleting an empty segment for each of them cost three fsyncs per batch for nothing.
 """
 
 from __future__ import annotations
@@ -49,9 +53,10 @@ class Journal:
         self._dir = directory
         self._fsync = fsync
         self._segment_bytes = segment_bytes
-        self._fd: int | None = None
-        self._segment_first = 0
+        self._fd: int | None = None  # the current segment; None until an append needs one
+        self._segment_first: int | None = None
         self._segment_size = 0
+        self._recovered = False
         self._broken: OSError | None = None
         # append (the committer) and release (the publisher) run on different threads;
         # release must never rotate and delete a segment an append is still writing to.
@@ -103,8 +108,7 @@ class Journal:
         self.next_index = published_size if expected is None else expected
         if current is not None:
             self._open_segment(*current)
-        else:
-            self._start_segment(self.next_index)
+        self._recovered = True
         return Recovery(pending=pending, torn_bytes=torn)
 
     # -- appending -------------------------------------------------------------------------
@@ -115,13 +119,19 @@ class Journal:
             return self._append(entries)
 
     def _append(self, entries: Sequence[bytes]) -> int:
-        if self._fd is None:
+        if not self._recovered:
             raise RuntimeError("Journal.recover must be called before append")
         if self._broken is not None:
             raise StorageError(
                 f"the journal in {self._dir} failed earlier ({self._broken}); nothing more is "
                 "accepted until the writer is reopened, which recovers it"
             )
+        if self._fd is None:
+            try:
+                self._start_segment(self.next_index)
+            except OSError as exc:
+                raise StorageError(f"cannot start a journal segment in {self._dir}: {exc}") from exc
+        assert self._fd is not None
         parts: list[bytes] = []
         for entry in entries:
             parts.append(_RECORD.pack(len(entry), zlib.crc32(entry)))
@@ -156,12 +166,14 @@ class Journal:
 
     def _release(self, sealed_size: int) -> None:
         if self.next_index == sealed_size and self._segment_size >= self._segment_bytes:
-            self._start_segment(sealed_size)
+            self._end_segment()  # everything in it is sealed; the next append starts one
+        removed = False
         for first, path in self._segments():
             if first == self._segment_first:
                 break
-            path.unlink()
-        if self._fsync:
+            path.unlink()  # only sealed entries: before the current segment, or no segment
+            removed = True
+        if self._fsync and removed:
             fsync_dir(self._dir)
 
     def skip_to(self, index: int) -> None:
@@ -175,14 +187,13 @@ class Journal:
                 raise ValueError(f"cannot skip back from {self.next_index} to {index}")
             if index > self.next_index:
                 self.next_index = index
-                self._start_segment(index)
+                self._end_segment()  # all of it is sealed; a gap-free one starts at index
             self._release(index)
 
     def close(self) -> None:
         """Close the current segment."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._recovered = False
+        self._end_segment()
 
     # -- internals -------------------------------------------------------------------------
 
@@ -203,13 +214,18 @@ class Journal:
         if self._fsync:
             os.fsync(fd)
             fsync_dir(self._dir)
-        self.close()
+        self._end_segment()
         self._fd = fd
         self._segment_first = first
         self._segment_size = len(_MAGIC)
 
+    def _end_segment(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._segment_first, self._segment_size = None, None, 0
+
     def _open_segment(self, first: int, path: Path) -> None:
-        self.close()
+        self._end_segment()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         self._segment_first = first
         self._segment_size = path.stat().st_size

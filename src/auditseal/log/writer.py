@@ -30,11 +30,7 @@ from auditseal.core.layout import history_key
 from auditseal.core.notekeys import NoteSigner, NoteVerifier
 from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle, encode_bundle
 from auditseal.core.tiletree import TileWriter
-from auditseal.errors import (
-    EntryMismatch,
-    OverloadError,
-    StorageError,
-)
+from auditseal.errors import EntryMismatch, OverloadError, StorageError
 from auditseal.log.adopt import orphan_entries
 from auditseal.log.head import load_head, swap_head
 from auditseal.log.journal import Journal
@@ -178,7 +174,7 @@ class LogWriter:
 
     def append(
         self,
-        events: Sequence[bytes],
+        events: Sequence[bytes | memoryview],
         *,
         source: str | None = None,
         sources: Sequence[str | None] | None = None,
@@ -190,7 +186,7 @@ class LogWriter:
 
     def append_entries(
         self,
-        events: Sequence[bytes],
+        events: Sequence[bytes | memoryview],
         *,
         source: str | None = None,
         sources: Sequence[str | None] | None = None,
@@ -200,7 +196,8 @@ class LogWriter:
         """Seal ``events`` (each the bytes of one validated JSON object) durably.
 
         Args:
-            events: the events, in order.
+            events: the events, in order (a view into a larger input is copied once,
+                into its entry).
             source: where all of them came from (recorded in each entry's header).
             sources: instead, one source per event (a collector records each record's
                 position, so that after a crash it can tell what was sealed).
@@ -217,18 +214,13 @@ class LogWriter:
                 sealing (the storage is down or slow); nothing was written.
         """
         if sources is None:
-            header = self.header_line(source, kind)
-            entries = [encode_entry(header, event) for event in events]
+            entries = _encode_all(self.header_line(source, kind), events)
+        elif len(sources) != len(events):
+            raise ValueError("sources must name one source per event")
         else:
-            if len(sources) != len(events):
-                raise ValueError("sources must name one source per event")
-            headers: dict[str | None, bytes] = {}
-            entries = []
-            for event, name in zip(events, sources, strict=True):
-                line = headers.get(name)
-                if line is None:
-                    line = headers[name] = self.header_line(name, kind)
-                entries.append(encode_entry(line, event))
+            headers = {name: self.header_line(name, kind) for name in dict.fromkeys(sources)}
+            entries = [encode_entry(headers[name], bytes(event))
+                       for event, name in zip(events, sources, strict=True)]
         backlog = len(self._pending)
         if backlog + len(entries) > self.config.max_unsealed:
             raise OverloadError(
@@ -244,9 +236,8 @@ class LogWriter:
                 # The entries are durable in the journal: the append succeeded. Sealing
                 # resumes when the storage is back; max_unsealed bounds the backlog.
                 self.publish_error = exc
-        if not leaf_hashes:
-            return [(first + offset, b"") for offset in range(len(entries))]
-        return [(first + offset, leaf_hash(entry)) for offset, entry in enumerate(entries)]
+        hashes = map(leaf_hash, entries) if leaf_hashes else [b""] * len(entries)
+        return list(enumerate(hashes, first))
 
     def _commit(self, entries: list[bytes]) -> int:
         request = _Request(entries)
@@ -370,13 +361,15 @@ class LogWriter:
         bundle_index = old_size // TILE_WIDTH
         bundle = sealed.bundle
         tiles = sealed.tiles
-        for entry in batch:
-            tiles.append(leaf_hash(entry))
-            bundle.append(entry)
-            if len(bundle) == TILE_WIDTH:
-                objects.append((bundle_path(bundle_index), encode_bundle(bundle)))
-                bundle_index += 1
-                bundle = []
+        tiles.extend(map(leaf_hash, batch))
+        # Fill the partial bundle, then whole bundles by slicing: no per-entry bookkeeping.
+        taken = TILE_WIDTH - len(bundle)
+        bundle.extend(batch[:taken])
+        while len(bundle) == TILE_WIDTH:
+            objects.append((bundle_path(bundle_index), encode_bundle(bundle)))
+            bundle_index += 1
+            bundle = batch[taken : taken + TILE_WIDTH]
+            taken += TILE_WIDTH
         if bundle and batch:
             objects.append((bundle_path(bundle_index, len(bundle)), encode_bundle(bundle)))
         objects.extend((tile.path, data) for tile, data in tiles.flush())
@@ -417,3 +410,10 @@ class LogWriter:
 
     def _published(self, error: Exception | None) -> None:
         self.publish_error = error
+
+
+def _encode_all(header: bytes, events: Sequence[bytes | memoryview]) -> list[bytes]:
+    """Entries for ``events`` under one header: one size check for the whole batch."""
+    if events and max(map(len, events)) > max_event_bytes(header):
+        _ = [encode_entry(header, bytes(event)) for event in events]  # raises EntryTooLarge
+    return [header + event for event in events]
