@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 
 import duckdb
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,9 +20,11 @@ from hypothesis import strategies as st
 from auditseal.core.entry import EntryHeader
 from auditseal.errors import IngestError
 from auditseal.index import schema
-from auditseal.index.duckdb_index import _insert_checked, derive_row, insert_rows
+from auditseal.index.duckdb_index import derive_row, insert_rows
+from auditseal.index.rows import derive_event_row
 from auditseal.ingest import azure_times
-from auditseal.ingest.normalize import _IPV4, _get_key, _Reader, normalize_bytes
+from auditseal.ingest.normalize import _IPV4, _Reader, normalize_bytes
+from auditseal.ingest.record_paths import get_key as _get_key
 
 KEYS = st.sampled_from(["level", "Level", "LEVEL", "lEvEl", "time", "TIME", "x", "ß", "SS"])
 
@@ -102,8 +105,21 @@ EVENTS = [b'{"time":"2026-01-01T00:00:00Z","category":"Administrative"}', b"[1, 
           b"not json", b"", b"{'appName':'x'}", b'{"a":1} trailing', b"null"]
 
 
-@pytest.mark.parametrize("events", [EVENTS[:2], EVENTS], ids=["all-json", "some-not-json"])
-def test_appender_stores_what_sql_stores(events: list[bytes]) -> None:
+def _insert_checked(con: duckdb.DuckDBPyConnection, rows: list[tuple[object, ...]]) -> None:
+    """The reference: row by row in SQL, an ``_Event`` that is not JSON as a JSON string."""
+    names = [name for name, _ in schema.PHYSICAL_COLUMNS]
+    values = ", ".join(
+        f"${i + 1}" if kind != "JSON"
+        else f"CASE WHEN json_valid(${i + 1}) THEN ${i + 1}::JSON ELSE to_json(${i + 1}) END"
+        for i, (_, kind) in enumerate(schema.PHYSICAL_COLUMNS))
+    for row in rows:
+        con.execute(f"INSERT INTO {schema.EVENTS_TABLE} ({', '.join(names)}) VALUES ({values})",
+                    list(row))
+
+
+@pytest.mark.parametrize("events", [EVENTS[:2], EVENTS, [b"\xff\xfe{}", b'{"a":"\xc3"}']],
+                         ids=["all-json", "some-not-json", "not-utf-8"])
+def test_column_insert_stores_what_sql_stores(events: list[bytes]) -> None:
     rows = [derive_row(i, _entry(event)) for i, event in enumerate(events)]
     stored = []
     for insert in (insert_rows, _insert_checked):
@@ -129,3 +145,19 @@ def test_lone_surrogate_in_pseudo_json_is_an_ingest_error_not_a_crash() -> None:
     """Regression: read_js_literal raised TypeError on '\\ud800' inside a quoted string."""
     with pytest.raises(IngestError):
         normalize_bytes(b"{'a':'\\ud800'}")
+
+
+@pytest.mark.parametrize("events", [[b'{"a":1}', b'{"b":"\xc3\xa9"}'], [b'{"a":1}', b"\xff{}"]],
+                         ids=["utf-8", "not-utf-8"])
+def test_event_bytes_are_stored_as_their_decoded_text(events: list[bytes]) -> None:
+    """The feed hands Arrow the event bytes; a batch must store what the text rows store."""
+    stored = []
+    for derive in (derive_event_row, derive_row):
+        with duckdb.connect() as con:
+            for statement in schema.create_statements():
+                con.execute(statement)
+            insert_rows(con, [derive(i, _entry(event)) for i, event in enumerate(events)])
+            stored.append(con.execute("SELECT * FROM _events ORDER BY _LogIndex").fetchall())
+    assert stored[0] == stored[1]
+    text = events[1].decode("utf-8", errors="replace")
+    assert stored[0][1][-1] in (text, orjson.dumps(text).decode())  # JSON, or a JSON string

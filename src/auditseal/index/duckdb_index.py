@@ -8,14 +8,16 @@ and the position it has reached. It is never trusted:
   latest verified checkpoint and appends their rows in batches; each batch's rows and the
   new position are committed in *one* DuckDB transaction, so a crash at any instant leaves
   the index at a batch boundary and the next feed resumes there: no gap, no duplicate.
+  Batches are pipelined: one writer thread stores and commits batch *k* (DuckDB works with
+  the GIL released) while the feed derives batch *k+1* in Python; they commit in order.
 * **Rebuild** (:func:`rebuild_index`) derives a fresh index from the log alone into a temp
   file and swaps it in.
 * **Check** (:func:`check_index`) derives a fresh copy up to the index's recorded size and
   compares the two row by row in SQL, naming each edited, added, duplicated or missing row
   by its log index.
 
-Rows are a pure function of the entry (its header, ``normalize_bytes`` of its event and its
-leaf hash), so deriving twice gives identical rows. Only one process may hold the file open
+Rows are a pure function of the entry (:mod:`auditseal.index.rows`), so deriving twice
+gives identical rows. Only one process may hold the file open
 for writing; a second one gets :class:`~auditseal.errors.StorageUnavailable`.
 """
 
@@ -27,34 +29,31 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from auditseal.core.checkpoint import VerifiedCheckpoint
-from auditseal.core.entry import decode_entry
-from auditseal.core.hashing import leaf_hash
-from auditseal.errors import (
-    ConfigError,
-    FormatError,
-    IngestError,
-    IntegrityError,
-    StorageUnavailable,
-)
+from auditseal.errors import ConfigError, IntegrityError, StorageUnavailable
 from auditseal.index import schema
-from auditseal.ingest.azure_categories import FALLBACK_TABLE
-from auditseal.ingest.normalize import normalize_bytes
+from auditseal.index.rows import (
+    Row,
+    arrow_batch,
+    derive_event_row,
+    derive_row,
+    insert_batch,
+    insert_rows,
+)
 from auditseal.log.local import LocalLog, latest_checkpoint
 from auditseal.log.reader import LogReader
 from auditseal.verify.source import DirectorySource, LogSource
 
 __all__ = [
-    "DEFAULT_BATCH", "IndexFinding", "IndexReport", "IndexStatus", "IndexUpdate",
+    "DEFAULT_BATCH", "IndexFinding", "IndexReport", "IndexStatus", "IndexUpdate", "Row",
     "check_index", "derive_row", "index_path", "index_status", "insert_rows", "log_reader",
     "open_index", "rebuild_index", "update_index",
 ]
@@ -64,7 +63,6 @@ DEFAULT_BATCH = 32_768
 whole row groups), small enough that a crash re-derives little."""
 
 Progress = Callable[[int, int], None]
-Row = tuple[Any, ...]
 _FEED_LOCKS: dict[Path, threading.Lock] = {}
 _FEED_LOCKS_GUARD = threading.Lock()
 
@@ -147,65 +145,6 @@ def log_reader(log: LocalLog, checkpoint: VerifiedCheckpoint | None = None) -> L
     return LogReader(source, checkpoint)
 
 
-def derive_row(index: int, entry: bytes) -> Row:
-    """The physical row of one entry (``schema.PHYSICAL_COLUMNS`` order), before SQL casts.
-
-    ``_Event`` is the event text; :func:`insert_rows` stores it as JSON, or as a JSON
-    string when it is not JSON. Never raises: an entry that is not a v1 auditseal entry, or
-    an event that is not a JSON object, is indexed with what can be known about it.
-    """
-    newline = entry.find(b"\n")
-    header = _header(entry[:newline]) if newline >= 0 else None
-    received, source, kind = header or (None, None, "unknown")
-    event = entry if header is None else entry[newline + 1 :]
-    try:
-        n = normalize_bytes(event)
-        table, when = n.table, _naive_utc(n.time) if n.time else received
-        fields = (n.category, n.operation, n.caller, n.caller_ip, n.result, n.resource_id,
-                  n.subscription_id, n.tenant_id, n.correlation_id, n.level)
-    except IngestError:
-        table, when, fields = FALLBACK_TABLE, received, (None,) * 10
-    text = event.decode("utf-8", errors="replace")
-    return (index, leaf_hash(entry).hex(), received, source, kind, table, when, *fields, text)
-
-
-@lru_cache(maxsize=1024)
-def _header(line: bytes) -> tuple[datetime, str | None, str] | None:
-    """An entry's header fields, from its line alone: entries appended together share it."""
-    try:
-        head = decode_entry(line + b"\n").header
-    except FormatError:
-        return None
-    return _naive_utc(head.received), head.source, head.kind
-
-
-def insert_rows(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
-    """Append rows to ``_events`` with DuckDB's appender; a batch with an ``_Event`` it refuses
-    as JSON (before any row lands) goes through SQL, storing that one as a JSON string."""
-    if not rows:
-        return
-    appender = con.appender(schema.EVENTS_TABLE)
-    try:
-        appender.append_rows(rows)
-    except duckdb.ConversionException:
-        appender.clear()
-        _insert_checked(con, rows)
-    else:
-        appender.flush()
-
-
-def _insert_checked(con: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
-    names = [name for name, _ in schema.PHYSICAL_COLUMNS]
-    unnest = ", ".join(f'unnest(${i + 1}) AS "{name}"' for i, name in enumerate(names))
-    select = ", ".join(
-        f'"{name}"' if kind != "JSON"
-        else f'CASE WHEN json_valid("{name}") THEN "{name}"::JSON ELSE to_json("{name}") END'
-        for name, kind in schema.PHYSICAL_COLUMNS
-    )
-    con.execute(f"INSERT INTO {schema.EVENTS_TABLE} SELECT {select} FROM (SELECT {unnest})",
-                [list(column) for column in zip(*rows, strict=True)])
-
-
 @contextmanager
 def open_index(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open an index file (for writing: creating its tables if it is new).
@@ -284,16 +223,40 @@ def update_index(log: LocalLog, checkpoint: VerifiedCheckpoint | None = None, *,
             raise IntegrityError(what="index ahead of the log", where=f"entry {end}", detail=(
                 f"the index holds {start} entries but the log's checkpoint has {end}; "
                 "run 'auditseal verify', then 'auditseal index rebuild'"))
-        for first, rows in _batches(reader, start, end, batch):
-            con.execute("BEGIN")
-            insert_rows(con, rows)
-            size = first + len(rows)
-            root = reader.checkpoint.root_hash.hex() if size == end else None
-            con.execute(f"UPDATE {schema.STATE_TABLE} SET size = ?, root_hash = ?", [size, root])
-            con.execute("COMMIT")
-            if progress is not None:
-                progress(size - start, end - start)
+        root = reader.checkpoint.root_hash.hex()
+        with ThreadPoolExecutor(1, thread_name_prefix="index-commit") as writer:
+            pending: tuple[Future[None], int] | None = None
+            for first, rows in _batches(reader, start, end, batch):
+                columns = arrow_batch(rows)
+                size = first + len(rows)
+                _settle(pending, start, end, progress)
+                pending = (writer.submit(_commit, con, columns, size,
+                                         root if size == end else None), size)
+            _settle(pending, start, end, progress)
     return IndexUpdate(start, end, time.perf_counter() - started)
+
+
+def _commit(con: duckdb.DuckDBPyConnection, columns: Any, size: int, root: str | None
+            ) -> None:
+    """One batch's rows and the new position, in one transaction (on the writer thread:
+    DuckDB stores a batch while the feed derives the next; batches commit in order)."""
+    con.execute("BEGIN")
+    try:
+        insert_batch(con, columns)
+        con.execute(f"UPDATE {schema.STATE_TABLE} SET size = ?, root_hash = ?", [size, root])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _settle(pending: tuple[Future[None], int] | None, start: int, end: int,
+            progress: Progress | None) -> None:
+    """Wait for the batch in flight to commit (raising what it raised), then report it."""
+    if pending is not None:
+        pending[0].result()
+        if progress is not None:
+            progress(pending[1] - start, end - start)
 
 
 def _batches(reader: LogReader, start: int, end: int, batch: int
@@ -301,7 +264,7 @@ def _batches(reader: LogReader, start: int, end: int, batch: int
     rows: list[Row] = []
     first = start
     for index, entry in reader.entries(start, end):
-        rows.append(derive_row(index, entry))
+        rows.append(derive_event_row(index, entry))
         if len(rows) >= batch:
             yield first, rows
             first, rows = index + 1, []
@@ -369,7 +332,7 @@ def check_index(log: LocalLog, *, limit: int = 1000, progress: Progress | None =
     try:
         with open_index(fresh) as con:
             for first, rows in _batches(reader, 0, size, DEFAULT_BATCH):
-                insert_rows(con, rows)
+                insert_batch(con, arrow_batch(rows))
                 if progress is not None:
                     progress(first + len(rows), size)
             quoted = str(path).replace("'", "''")
@@ -410,9 +373,4 @@ def _compare(con: duckdb.DuckDBPyConnection, size: int, limit: int) -> list[Inde
             for index, detail in rows)
     findings.sort(key=lambda f: -1 if f.index is None else f.index)
     return findings
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    """DuckDB TIMESTAMP (what KQL datetimes translate to) is naive UTC."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 

@@ -28,6 +28,8 @@ from auditseal.ingest import azure_categories as cat
 from auditseal.ingest.azure_analytics import ANALYTICS_DEFAULT, ANALYTICS_MAPS
 from auditseal.ingest.azure_times import parse_azure_time
 from auditseal.ingest.jsliteral import MISSING, read_js_literal
+from auditseal.ingest.record_paths import candidates, key_set, walk
+from auditseal.ingest.record_paths import label as _label
 
 __all__ = ["NormalizedEvent", "normalize_bytes", "normalize_event", "parse_azure_time"]
 
@@ -147,63 +149,53 @@ _SUBSCRIPTION_IN_ID = re.compile(r"/subscriptions/([^/]+)", re.IGNORECASE)
 _TENANT_IN_ID = re.compile(r"^/tenants/([^/]+)", re.IGNORECASE)
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # no leading zero, as ipaddress
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-_LABELS: dict[cat.Path, str] = {}
 
 
 class _Reader:
     """Case-insensitive path lookups over one record, decoding JSON held in strings once.
 
-    Hot (every indexed event): a dict is read with ``dict.get``, then through its case-folded
-    keys mapped once per dict (the first key in order wins, as a scan would find it).
+    Hot (every indexed event): a field's candidate paths are walked together, compiled
+    (:mod:`~auditseal.ingest.record_paths`), with which keys are present known per key set.
     """
 
-    __slots__ = ("_decoded", "_folded", "event", "problems")
+    __slots__ = ("_decoded", "_keys", "event", "problems")
 
     def __init__(self, event: Mapping[str, object]) -> None:
         self.event = event
         self.problems: list[str] = []
         self._decoded: dict[str, object] = {}
-        # id(dict) -> (the dict, its folded keys); holding the dict keeps its id unique.
-        self._folded: dict[int, tuple[object, dict[str, object]]] = {}
+        self._keys = key_set(event) if type(event) is dict else None
 
-    def lookup(self, path: cat.Path) -> object:
-        """The value at ``path``, or ``_MISSING``."""
-        node: object = self.event
-        for depth, key in enumerate(path):
-            if type(node) is dict and type(key) is str:  # the common step, first
-                found = node.get(key, _MISSING)
-                if found is _MISSING:
-                    found = self._fold(node).get(key.casefold(), _MISSING)
-                    if found is _MISSING:
-                        return _MISSING
-                node = found
-                continue
-            if isinstance(node, str):
-                node = self._decode(_label(path[:depth]), node)
-            if isinstance(key, int):
-                ok = isinstance(node, list) and -len(node) <= key < len(node)
-                node = node[key] if ok and isinstance(node, list) else _MISSING
-            elif isinstance(node, Mapping):  # rare: JSON decoded from a string on the way
-                node = _get_key(node, key)
-            else:
-                return _MISSING
-            if node is _MISSING:
-                return _MISSING
-        return node
-
-    def _fold(self, node: dict[object, object]) -> dict[str, object]:
-        cached = self._folded.get(id(node))
-        if cached is not None:
-            return cached[1]
-        folded: dict[str, object] = {}
-        for candidate, value in node.items():
-            if isinstance(candidate, str):
-                folded.setdefault(candidate.casefold(), value)
-        self._folded[id(node)] = (node, folded)
-        return folded
+    def lookup(self, path: cat.Path, node: object = _MISSING, depth: int = 0) -> object:
+        """The value at ``path`` (or at ``path[depth:]`` from ``node``), or ``_MISSING``."""
+        return walk(self.event if node is _MISSING else node, path, depth, self._decode)
 
     def first(self, field: str, paths: Sequence[cat.Path], convert: _Convert[_T]) -> _T | None:
-        """The first candidate path whose value converts; ``convert`` notes what it rejects."""
+        """The first candidate path whose value converts; ``convert`` notes what it rejects.
+
+        ``paths`` should be a lasting tuple (a field map's): which candidates the record's
+        keys rule out is worked out once per key set, not looked up for every record.
+        """
+        event, keys = self.event, self._keys
+        if keys is None:
+            return self.first_of(field, paths, convert)
+        compiled = candidates(paths)
+        for index, key in compiled.viable(event, keys):  # type: ignore[arg-type]
+            path = compiled.paths[index]
+            if len(path) == 1:
+                value = event[key]  # type: ignore[index]
+            else:
+                value = self.lookup(path, event[key], 1) if path else event  # type: ignore[index]
+            if value is _MISSING or value is None or value == "":
+                continue
+            converted = convert(field, value, compiled.labels[index])
+            if converted is not None:
+                return converted
+        return None
+
+    def first_of(self, field: str, paths: Sequence[cat.Path], convert: _Convert[_T]
+                 ) -> _T | None:
+        """:meth:`first` for passing tuples: each candidate is looked up in turn."""
         for path in paths:
             value = self.lookup(path)
             if value is _MISSING or value is None or value == "":
@@ -215,7 +207,10 @@ class _Reader:
 
     def quiet(self, path: cat.Path) -> str | None:
         """Text at ``path`` for derivations; odd types there are not worth a problem."""
-        return self.first("", (path,), _quiet_text)
+        value = self.lookup(path)
+        if value is _MISSING or value is None or value == "":
+            return None
+        return _quiet_text("", value, "")
 
     def text(self, field: str, value: object, where: str) -> str | None:
         if isinstance(value, str):
@@ -272,16 +267,6 @@ class _Reader:
         return self._decoded[where]
 
 
-def _get_key(node: Mapping[object, object], key: str) -> object:
-    if key in node:
-        return node[key]
-    folded = key.casefold()
-    for candidate, value in node.items():
-        if isinstance(candidate, str) and candidate.casefold() == folded:
-            return value
-    return _MISSING
-
-
 # --- field derivations -----------------------------------------------------------------------
 
 
@@ -332,7 +317,7 @@ def _operation(reader: _Reader, candidates: Sequence[cat.Path | str]) -> str | N
             derive = cat.DERIVATIONS.get(candidate)
             value = derive(reader.quiet) if derive else None
         else:
-            value = reader.first("operation", (candidate,), reader.text)
+            value = reader.first_of("operation", (candidate,), reader.text)
         if value:
             return value
     return None
@@ -397,14 +382,6 @@ def _as_int(value: object) -> int | None:
 
 def _is_envelope(event: Mapping[str, object]) -> bool:
     return len(event) == 1 and isinstance(event.get("records"), list)
-
-
-def _label(path: cat.Path) -> str:
-    label = _LABELS.get(path)
-    if label is None:  # paths come from the field maps: a few hundred at most
-        label = ".".join(f"[{p}]" if isinstance(p, int) else p for p in path) or "record"
-        _LABELS[path] = label
-    return label
 
 
 def _kind(value: object) -> str:
