@@ -1,7 +1,7 @@
 """``POST /v1/events``: events in, sealed durably, each answered with index and leaf hash.
 
 Concept: *HTTP ingest* (docs/api.md, "Ingest"). The body is split exactly as
-``auditseal append`` splits a file (:func:`auditseal.ingest.records.iter_records`: one
+``auditseal append`` splits a file (:func:`auditseal.ingest.records.iter_batches`: one
 object, an array, an Azure Monitor ``{"records": [...]}`` envelope, or JSON lines), so each
 event is sealed with its bytes as received. Bad items are reported with their position
 and reason and the good ones are kept, unless ``?atomic=true`` asks for all or nothing.
@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from auditseal.api.auth import Principal, require
 from auditseal.api.limits import ApiError, require_media_type, retry_after, too_large
 from auditseal.api.service import AuditService
 from auditseal.errors import FormatError, OverloadError, StorageError
-from auditseal.ingest.records import Record, Rejected, iter_records
+from auditseal.ingest.records import Rejected, iter_batches
 
 router = APIRouter(tags=["ingest"])
 JSON_TYPES = ("application/json",)
@@ -40,26 +42,45 @@ _BODY_DOC = {"requestBody": {"required": True, "content": {
 class Batch:
     """The items of one request: events to seal and rejected items, by position."""
 
-    events: list[tuple[int, bytes]] = field(default_factory=list)  # (item, event bytes)
+    # (item, event bytes); a view into the request body, copied once, into its entry
+    events: list[tuple[int, bytes | memoryview]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def split_body(body: bytes, max_event_bytes: int) -> Batch:
-    """Split a request body into items; over-large events are rejected per item."""
+    """Split a request body into items; over-large events are rejected per item.
+
+    Through :func:`~auditseal.ingest.records.iter_batches` (one validating parse per
+    event and no object per event, as ``auditseal append`` does); item numbers count
+    events and rejected parts together in body order, merged by their byte offsets.
+    """
     batch = Batch()
-    for item, part in enumerate(iter_records(io.BytesIO(body))):
-        if isinstance(part, Rejected):
-            batch.errors.append({"item": item, "line": part.line, "reason": part.reason})
-        elif len(part.data) > max_event_bytes:
-            batch.errors.append(_too_big(item, part, max_event_bytes))
-        else:
-            batch.events.append((item, part.data))
+    item = 0
+    for part in iter_batches(io.BytesIO(body), chunk_bytes=len(body) + 1):
+        rejected = part.rejected
+        r = 0
+        for data, line, offset in zip(part.events, part.lines, part.offsets, strict=True):
+            while r < len(rejected) and rejected[r].offset < offset:
+                batch.errors.append(_rejected(item, rejected[r]))
+                item, r = item + 1, r + 1
+            if len(data) > max_event_bytes:
+                batch.errors.append(_too_big(item, line, len(data), max_event_bytes))
+            else:
+                batch.events.append((item, data))
+            item += 1
+        for left in rejected[r:]:
+            batch.errors.append(_rejected(item, left))
+            item += 1
     return batch
 
 
-def _too_big(item: int, record: Record, limit: int) -> dict[str, Any]:
-    return {"item": item, "line": record.line,
-            "reason": f"event is {len(record.data)} bytes; one entry holds at most {limit} "
+def _rejected(item: int, part: Rejected) -> dict[str, Any]:
+    return {"item": item, "line": part.line, "reason": part.reason}
+
+
+def _too_big(item: int, line: int, size: int, limit: int) -> dict[str, Any]:
+    return {"item": item, "line": line,
+            "reason": f"event is {size} bytes; one entry holds at most {limit} "
                       "bytes of event (tlog-tiles limits an entry to 65,535 bytes)"}
 
 
@@ -75,8 +96,9 @@ def service_of(request: Request) -> AuditService:
     return found
 
 
-async def seal_batch(request: Request, principal: Principal, events: list[tuple[int, bytes]],
-                     errors: list[dict[str, Any]], atomic: bool) -> JSONResponse:
+async def seal_batch(request: Request, principal: Principal,
+                     events: Sequence[tuple[int, bytes | memoryview]],
+                     errors: list[dict[str, Any]], atomic: bool) -> Response:
     """Rate-limit, apply the atomic rule, seal, and answer with the documented document."""
     service = service_of(request)
     if errors and atomic:
@@ -101,7 +123,8 @@ async def seal_batch(request: Request, principal: Principal, events: list[tuple[
                            headers=retry_after(service.settings.retry_after_s)) from None
     entries = [{"item": item, "index": index, "leaf_hash": leaf}
                for (item, _), (index, leaf) in zip(events, sealed, strict=True)]
-    return JSONResponse(_result(entries, errors))
+    # orjson: the stdlib encoder behind fastapi.JSONResponse cost ~5 % of the server's CPU here
+    return Response(orjson.dumps(_result(entries, errors)), media_type="application/json")
 
 
 def _result(entries: list[dict[str, Any]], errors: list[dict[str, Any]]) -> dict[str, Any]:
@@ -119,7 +142,7 @@ async def post_events(
     request: Request,
     principal: Principal = Depends(require("ingest")),  # noqa: B008 -- FastAPI's idiom
     atomic: bool = Query(False, description="all or nothing: any rejection seals nothing"),
-) -> JSONResponse:
+) -> Response:
     """Seal one event, an array, a ``{"records": [...]}`` envelope, or NDJSON lines."""
     require_media_type(request.headers.get("content-type"), JSON_TYPES + NDJSON_TYPES)
     body = await read_body(request)

@@ -22,7 +22,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -129,7 +129,7 @@ class AuditService:
 
     # -- appending -------------------------------------------------------------------------
 
-    def append(self, events: list[bytes], source: str, kind: str = "event"
+    def append(self, events: Sequence[bytes | memoryview], source: str, kind: str = "event"
                ) -> list[tuple[int, str]]:
         """Seal ``events`` durably; their ``(index, leaf hash hex)``.
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from auditseal.clock import Clock
@@ -28,10 +28,9 @@ from auditseal.core.entry import EntryHeader, encode_entry, max_event_bytes
 from auditseal.core.hashing import leaf_hash
 from auditseal.core.layout import history_key
 from auditseal.core.notekeys import NoteSigner, NoteVerifier
-from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle, encode_bundle
-from auditseal.core.tiletree import TileWriter
 from auditseal.errors import EntryMismatch, OverloadError, StorageError
 from auditseal.log.adopt import orphan_entries
+from auditseal.log.edge import TreeEdge
 from auditseal.log.head import load_head, swap_head
 from auditseal.log.journal import Journal
 from auditseal.log.publisher import BackgroundPublisher
@@ -41,18 +40,12 @@ from auditseal.storage.base import HeadStore, ObjectStore
 @dataclass
 class _Request:
     entries: list[bytes]
+    leaves: list[bytes] | None = None  # their leaf hashes, when the caller wants them
     first: int = -1
     error: BaseException | None = None
     done: bool = False
     sealed: bool = False  # sealed directly, not journaled: nothing left to publish
 
-
-@dataclass
-class _Sealed:
-    """The sealed tree's right edge: enough to extend it without reading it back."""
-
-    tiles: TileWriter
-    bundle: list[bytes] = field(default_factory=list)  # entries of the partial bundle
 
 
 class LogWriter:
@@ -87,7 +80,7 @@ class LogWriter:
         self._committing = False
         self._pending: list[bytes] = []  # durable, not yet sealed, in index order
         self._publish_lock = threading.Lock()
-        self._sealed: _Sealed | None = None
+        self._sealed: TreeEdge | None = None
         self._head_version: str | None = None
         self.checkpoint: VerifiedCheckpoint | None = None
         self._background = BackgroundPublisher(
@@ -107,14 +100,14 @@ class LogWriter:
         """Load the head, rebuild the right edge, replay the journal and seal what it held."""
         loaded = load_head(self._head, self._verifier, self.origin)
         if loaded is None:
-            self._sealed = _Sealed(tiles=TileWriter())
+            self._sealed = TreeEdge()
             self._head_version = None
             size = 0
         else:
             self.checkpoint, self._head_version = loaded
             size = self.checkpoint.size
             self._store.create(history_key(size), self.checkpoint.note_bytes)
-            self._sealed = self._resume_edge(size)
+            self._sealed = TreeEdge.resume(size, self._store.read)
         recovery = self._journal.recover(size)
         self.recovered_entries = len(recovery.pending)
         self.torn_bytes = recovery.torn_bytes
@@ -228,7 +221,10 @@ class LogWriter:
                 f"{self.publish_error or 'busy'}); retry later",
                 retry_after_s=max(1.0, self.config.publish_interval_s),
             )
-        first = self._commit(entries)
+        # Hashed before the commit when the caller wants them: a batch sealed directly
+        # then reuses them for the tiles instead of hashing every entry twice.
+        leaves = list(map(leaf_hash, entries)) if leaf_hashes else None
+        first = self._commit(entries, leaves)
         if len(self._pending) >= self.config.publish_max_pending:
             try:
                 self.publish()
@@ -236,11 +232,10 @@ class LogWriter:
                 # The entries are durable in the journal: the append succeeded. Sealing
                 # resumes when the storage is back; max_unsealed bounds the backlog.
                 self.publish_error = exc
-        hashes = map(leaf_hash, entries) if leaf_hashes else [b""] * len(entries)
-        return list(enumerate(hashes, first))
+        return list(enumerate([b""] * len(entries) if leaves is None else leaves, first))
 
-    def _commit(self, entries: list[bytes]) -> int:
-        request = _Request(entries)
+    def _commit(self, entries: list[bytes], leaves: list[bytes] | None = None) -> int:
+        request = _Request(entries, leaves)
         with self._lock:
             self._queue.append(request)
             while not request.done:
@@ -304,8 +299,11 @@ class LogWriter:
                 with self._lock:
                     pending, self._pending = self._pending, []
                 first = self._journal.next_index
+                leaves = list(map(leaf_hash, pending))
+                for request in batch:
+                    leaves.extend(request.leaves or map(leaf_hash, request.entries))
                 try:
-                    self._seal([*pending, *entries])
+                    self._seal([*pending, *entries], leaves)
                 except BaseException:
                     with self._lock:
                         self._pending[:0] = pending
@@ -353,50 +351,26 @@ class LogWriter:
                     self._sealed = None  # rebuild the edge from storage on the next attempt
                     raise
 
-    def _seal(self, batch: list[bytes]) -> VerifiedCheckpoint:
+    def _seal(self, batch: list[bytes], leaves: list[bytes] | None = None) -> VerifiedCheckpoint:
+        """Seal ``batch`` (``leaves``: their leaf hashes, if already computed)."""
         old_size = self.checkpoint.size if self.checkpoint else 0
-        sealed = self._sealed or self._resume_edge(old_size)
+        edge = self._sealed or TreeEdge.resume(old_size, self._store.read)
         self._sealed = None  # in flux until this publish completes
-        objects: list[tuple[str, bytes]] = []
-        bundle_index = old_size // TILE_WIDTH
-        bundle = sealed.bundle
-        tiles = sealed.tiles
-        tiles.extend(map(leaf_hash, batch))
-        # Fill the partial bundle, then whole bundles by slicing: no per-entry bookkeeping.
-        taken = TILE_WIDTH - len(bundle)
-        bundle.extend(batch[:taken])
-        while len(bundle) == TILE_WIDTH:
-            objects.append((bundle_path(bundle_index), encode_bundle(bundle)))
-            bundle_index += 1
-            bundle = batch[taken : taken + TILE_WIDTH]
-            taken += TILE_WIDTH
-        if bundle and batch:
-            objects.append((bundle_path(bundle_index, len(bundle)), encode_bundle(bundle)))
-        objects.extend((tile.path, data) for tile, data in tiles.flush())
-        size = old_size + len(batch)
-        checkpoint = Checkpoint(origin=self.origin, size=size, root_hash=tiles.root())
+        objects = edge.extend(batch, leaves)
+        checkpoint = Checkpoint(origin=self.origin, size=edge.size, root_hash=edge.root())
         note = sign_checkpoint(checkpoint, [self._signer])
         if objects:
             self._store.create_many(objects)
         self._head_version = swap_head(self._head, note, self._head_version)
         # The history copy comes after the head moved: a history newer than the head can
         # then only mean a rollback, never a publish cut short (open() repairs the copy).
-        self._store.create(history_key(size), note)
+        self._store.create(history_key(edge.size), note)
         self.checkpoint = VerifiedCheckpoint(
             checkpoint=checkpoint, note_bytes=note, verified_by=(self._signer.name,)
         )
-        self._sealed = _Sealed(tiles=tiles, bundle=bundle)
-        self._journal.release(size)
+        self._sealed = edge
+        self._journal.release(edge.size)
         return self.checkpoint
-
-    def _resume_edge(self, size: int) -> _Sealed:
-        tiles = TileWriter.resume(size, lambda tile: self._store.read(tile.path))
-        partial = size % TILE_WIDTH
-        bundle: list[bytes] = []
-        if partial:
-            data = self._store.read(bundle_path(size // TILE_WIDTH, partial))
-            bundle = decode_bundle(data, expected_count=partial)
-        return _Sealed(tiles=tiles, bundle=bundle)
 
     # -- background publisher --------------------------------------------------------------
 
