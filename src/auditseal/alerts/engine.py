@@ -22,6 +22,7 @@ Per record the engine (why it stays within microseconds with hundreds of rules):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ import orjson
 
 from auditseal.alerts.correlation import CorrelationState, Fired, NewValueState
 from auditseal.alerts.fields import (
+    TIME_READS,
     EventView,
     as_text,
     compile_field,
@@ -125,9 +127,14 @@ class AlertEngine:
         self._screen = Screen([rule.needles for rule in rules.rules])
         self._buckets = index_rules(rules.rules)
         self._unscreened = index_rules([rules.rules[p] for p in sorted(self._screen.unscreened)])
-        self._tables = tables(self._buckets, programs(rules.rules))
+        self._tables = {  # each log's gateless rules in rule order: no sorting per record
+            service: dataclasses.replace(table, always=tuple(sorted(
+                table.always, key=lambda rule: self._order[id(rule)])))
+            for service, table in tables(self._buckets, programs(
+                rules.rules, TIME_READS | _CALLER.reads)).items()}
         self._correlations: dict[str, list[CorrelationState]] = {}
         self._states = [CorrelationState(spec) for spec in rules.correlations]
+        self._closing = [state for state in self._states if state.spec.op in ("lt", "lte")]
         for state in self._states:
             for rule_id in set(state.spec.rule_ids):
                 self._correlations.setdefault(rule_id, []).append(state)
@@ -146,7 +153,7 @@ class AlertEngine:
         """
         if hits is None:
             view.prefetch((self._tables.get(view.service) or self._tables[None]).program)
-            return self._gated(view)
+            return list(self._gated(view))
         found: list[CompiledRule] = []
         buckets = self._buckets
         if hits is not None:
@@ -174,11 +181,17 @@ class AlertEngine:
             found = [unique[position] for position in sorted(unique)]
         return found
 
-    def _gated(self, view: EventView) -> list[CompiledRule]:
-        """:meth:`candidates` without the screen, once ``view`` walked its log's program."""
+    def _gated(self, view: EventView) -> list[CompiledRule] | tuple[CompiledRule, ...]:
+        """:meth:`candidates` without the screen, once ``view`` walked its log's program.
+
+        Allocates only when several gates (or values) contribute: one contribution is
+        already in rule order and free of repeats.
+        """
         table = self._tables.get(view.service) or self._tables[None]
-        found = list(table.always)
+        found: list[CompiledRule] | tuple[CompiledRule, ...] = table.always
+        many = False
         reached = view.reached
+        memo = view.memo_lowered
         for ref, first_of, by_value, affixes in table.gates:
             if first_of:
                 # The first candidate path that reaches anything gives the field's values
@@ -190,21 +203,32 @@ class AlertEngine:
                 else:
                     continue  # absent: no value to look up
                 if len(nodes) == 1 and type(nodes[0]) is str:
-                    lowered: tuple[str | None, ...] = (nodes[0].lower(),)
-                else:
-                    lowered = view.lowered(ref)
-            else:
-                lowered = view.lowered(ref)
-            for value in lowered:
-                if value is None:
+                    value = nodes[0].lower()
+                    rules = by_value.get(value)
+                    if rules is not None:
+                        memo[ref.key] = (value,)  # the rules found will read it again
+                        if found:
+                            found = [*found, *rules]
+                            many = True
+                        else:
+                            found = rules
+                    for prefixes, suffixes, rule in affixes:
+                        if value.startswith(prefixes) or value.endswith(suffixes):
+                            found = [*found, rule]
+                            many = True
                     continue
-                rules = by_value.get(value)
+            for each in view.lowered(ref):
+                if each is None:
+                    continue
+                rules = by_value.get(each)
                 if rules is not None:
-                    found.extend(rules)
+                    found = [*found, *rules]
+                    many = True
                 for prefixes, suffixes, rule in affixes:
-                    if value.startswith(prefixes) or value.endswith(suffixes):
-                        found.append(rule)
-        if len(found) > 1:  # a rule may be reached twice (list values); keep rule order
+                    if each.startswith(prefixes) or each.endswith(suffixes):
+                        found = [*found, rule]
+                        many = True
+        if many and len(found) > 1:  # a rule may be reached twice (list values): rule order
             order = self._order
             unique = {order[id(rule)]: rule for rule in found}
             found = [unique[position] for position in sorted(unique)]
@@ -286,10 +310,9 @@ class AlertEngine:
 
     def _expire(self, now_s: float) -> list[Alert]:
         alerts: list[Alert] = []
-        for state in self._states:
-            if state.spec.op in ("lt", "lte"):
-                for fired in state.expire(now_s - 0.0):
-                    self._emit(self._from_fired(fired, "correlation", None), fired.last_s, alerts)
+        for state in self._closing:
+            for fired in state.expire(now_s - 0.0):
+                self._emit(self._from_fired(fired, "correlation", None), fired.last_s, alerts)
         return alerts
 
     def _from_fired(self, fired: Fired, kind: str, rule: CompiledRule | None) -> Alert:

@@ -30,12 +30,14 @@ from datetime import UTC, datetime
 
 import orjson
 
+from auditseal.alerts.field_names import has_known_root
 from auditseal.alerts.logs import event_service
 from auditseal.alerts.resolver import Ends, Path, State, path_id, state_for, walk
 from auditseal.ingest.azure_times import parse_azure_time
 
 __all__ = [
     "ALIASES",
+    "TIME_READS",
     "EventView",
     "FieldRef",
     "Program",
@@ -111,40 +113,13 @@ _DERIVED_FROM: dict[str, tuple[int, ...]] = {
 """The paths each derived value reads (kept in step with ``_derive``)."""
 
 
-_ROOTS = frozenset((
-    "time", "timegenerated", "resourceid", "operationname", "operationversion", "category",
-    "resulttype", "resultsignature", "resultdescription", "durationms", "calleripaddress",
-    "correlationid", "identity", "level", "location", "properties", "tenantid", "caller",
-    "claims", "authorization", "eventtimestamp", "httprequest", "status", "substatus",
-    "resourcegroupname", "resourceprovidername", "resourcetype", "subscriptionid",
-    "eventdataid", "eventname", "operationid",
-))
-_PROPERTY_ROOTS = frozenset((
-    "message", "requestbody", "responsebody", "statuscode", "entity", "eventcategory",
-    "hierarchy", "userprincipalname", "userdisplayname", "userid", "appid", "appdisplayname",
-    "ipaddress", "clientappused", "useragent", "devicedetail", "location",
-    "authenticationrequirement", "conditionalaccessstatus", "appliedconditionalaccesspolicies",
-    "networklocationdetails", "riskdetail", "risklevelaggregated", "risklevelduringsignin",
-    "riskstate", "riskeventtypes", "riskeventtypes_v2", "resourcedisplayname", "isinteractive",
-    "authenticationdetails", "mfadetail", "usertype", "crosstenantaccesstype", "id",
-    "activitydisplayname", "activitydatetime", "loggedbyservice", "operationtype",
-    "initiatedby", "targetresources", "additionaldetails", "result", "resultreason",
-    "riskeventtype", "detectiontimingtype", "log", "pod", "stream", "objectref", "verb",
-    "requesturi", "clientinfo", "httpstatuscode",
-))
-
-
 def is_known_field(name: str) -> bool:
     """Whether ``name`` resolves to a field of some Azure record shape we know of.
 
     Used for the load report: a rule on an unknown field still loads, but it is reported,
     because it can only match if the records carry that field under exactly that name.
     """
-    lowered = name.lower()
-    if lowered in ALIASES:
-        return True
-    head = lowered.split(".", 1)[0]
-    return head in _ROOTS or head in _PROPERTY_ROOTS
+    return name.lower() in ALIASES or has_known_root(name)
 
 
 @dataclass(frozen=True)
@@ -161,6 +136,8 @@ class FieldRef:
     """Per candidate: its interned path id, and the name of a derived value (``@result``)."""
     reads: frozenset[int] = frozenset()
     """Every path id it may read (derived values' included): walked together when asked."""
+    first_of: tuple[int, ...] = ()
+    """Its candidate path ids when the first one found gives its values (else ())."""
 
 
 def compile_field(name: str) -> FieldRef:
@@ -175,7 +152,9 @@ def compile_field(name: str) -> FieldRef:
     steps = tuple((path_id(p), p[0] if p[0].startswith("@") else None) for p in candidates)
     reads = frozenset(pid for own, derived in steps
                       for pid in ((own,) if derived is None else _DERIVED_FROM.get(derived, ())))
-    return FieldRef(name, tuple(candidates), merge, name.lower(), steps, reads)
+    first_of = () if merge or any(derived for _, derived in steps) else tuple(
+        pid for pid, _ in steps)
+    return FieldRef(name, tuple(candidates), merge, name.lower(), steps, reads, first_of)
 
 
 @dataclass(frozen=True)
@@ -186,9 +165,9 @@ class Program:
     ids: frozenset[int]
 
 
-def compile_program(refs: Iterable[FieldRef]) -> Program:
-    """One walk for every path ``refs`` may read."""
-    ids = frozenset().union(*(ref.reads for ref in refs))
+def compile_program(refs: Iterable[FieldRef], extra: frozenset[int] = frozenset()) -> Program:
+    """One walk for every path ``refs`` may read, and the path ids ``extra``."""
+    ids = extra.union(*(ref.reads for ref in refs))
     return Program(state_for(tuple((pid, 0) for pid in sorted(ids))), ids)
 
 
@@ -219,6 +198,11 @@ class EventView:
         self._covered = program.ids
 
     @property
+    def memo_lowered(self) -> dict[str, tuple[str | None, ...]]:
+        """Field key -> lower-cased values, for a caller that computed some already."""
+        return self._lowered
+
+    @property
     def reached(self) -> Ends:
         """Path id -> the nodes it reached, for every walked path that reached any."""
         return self._ends
@@ -243,8 +227,17 @@ class EventView:
         found = self._memo.get(ref.key)
         if found is not None:
             return found
-        out: list[object] = []
         ends = self._ends
+        for pid in ref.first_of:  # the common case: as in lowered()
+            if pid not in self._covered:
+                break
+            nodes = ends.get(pid)
+            if nodes is not None:
+                if len(nodes) == 1 and type(nodes[0]) is str:
+                    found = self._memo[ref.key] = (nodes[0],)
+                    return found
+                break
+        out: list[object] = []
         for pid, derived in ref.steps:
             if derived is not None:
                 value = _derive(derived, self)
@@ -269,6 +262,19 @@ class EventView:
         """The values of ``ref`` as lower-case text (None for JSON null), for matching."""
         found = self._lowered.get(ref.key)
         if found is None:
+            if ref.first_of:
+                # The common case, one string at the first candidate path found (walked
+                # already): one lower() away, without building the raw values first.
+                covered, ends = self._covered, self._ends
+                for pid in ref.first_of:
+                    if pid not in covered:
+                        break
+                    nodes = ends.get(pid)
+                    if nodes is not None:
+                        if len(nodes) == 1 and type(nodes[0]) is str:
+                            found = self._lowered[ref.key] = (nodes[0].lower(),)
+                            return found
+                        break
             found = self._lowered[ref.key] = tuple(
                 None if v is None else v.lower() if type(v) is str else as_text(v).lower()
                 for v in self.values(ref)
@@ -298,7 +304,8 @@ class EventView:
 
     def time(self) -> datetime | None:
         """When the record says it happened, in UTC; None when it carries no readable time."""
-        self._fetch(_TIME_READS)
+        if not self._covered >= _TIME_READS:  # the engine's programs walk them already
+            self._fetch(_TIME_READS)
         for pid in _TIME_IDS:
             found = self._first(pid)
             if isinstance(found, str) and found.endswith("Z") and "T" in found:
@@ -373,6 +380,8 @@ _TIME_PATHS: tuple[Path, ...] = (
 
 _TIME_IDS = tuple(path_id(path) for path in _TIME_PATHS)
 _TIME_READS = frozenset(_TIME_IDS)
+TIME_READS = _TIME_READS
+"""The paths :meth:`EventView.time` reads (the engine walks them with a log's fields)."""
 
 
 def event_time(event: Mapping[str, object]) -> datetime | None:

@@ -54,8 +54,13 @@ def index_rules(rules: list[CompiledRule]) -> dict[str | None, Bucket]:
     return buckets
 
 
-def programs(rules: list[CompiledRule]) -> dict[str | None, Program]:
-    """Per log, one walk for the gate and item fields of every rule that log may meet."""
+def programs(rules: list[CompiledRule], extra: frozenset[int] = frozenset()
+             ) -> dict[str | None, Program]:
+    """Per log, one walk for the gate and item fields of every rule that log may meet.
+
+    ``extra``: paths the engine reads once a rule matched (the time, the caller), walked
+    with the rest by the logs that have rules: a walk of their own would cost more.
+    """
     fields: dict[str | None, list[FieldRef]] = {None: []}
     for rule in rules:
         refs = fields.setdefault(rule.service, [])
@@ -66,8 +71,9 @@ def programs(rules: list[CompiledRule]) -> dict[str | None, Program]:
         if rule.new_value is not None:
             refs.extend(map(compile_field, (rule.new_value.field, *rule.new_value.group_by)))
     common = fields[None]
-    return {service: compile_program([*refs, *common]) if service is not None
-            else compile_program(common) for service, refs in fields.items()}
+    return {service: compile_program([*refs, *common], extra) if service is not None
+            else compile_program(common, extra if common else frozenset())
+            for service, refs in fields.items()}
 
 
 @dataclass(frozen=True)
@@ -92,13 +98,7 @@ def tables(buckets: dict[str | None, Bucket], programs: dict[str | None, Program
         tables[service] = Table(
             programs.get(service, programs[None]),
             tuple(rule for part in parts for rule in part.always),
-            tuple((index.ref, _first_of(index.ref), index.by_value, index.affixes)
+            tuple((index.ref, index.ref.first_of, index.by_value, index.affixes)
                   for part in parts for index in part.gates.values()))
     return tables
 
-
-def _first_of(ref: FieldRef) -> tuple[int, ...]:
-    """The candidate path ids of a field whose first found candidate wins (else ())."""
-    if ref.merge or any(derived is not None for _, derived in ref.steps):
-        return ()
-    return tuple(pid for pid, _ in ref.steps)

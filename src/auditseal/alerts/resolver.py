@@ -161,7 +161,9 @@ def walk(node: object, state: State, ends: Ends, decoded: dict[int, object]) -> 
         for item in node:
             walk(item, state, ends, decoded)
     elif isinstance(node, str):
-        if node.lstrip()[:1] in ("{", "["):
+        # A JSON object or list ends with "}" or "]": other strings cannot decode (the
+        # check saves raising, and catching, orjson's error on truncated bodies).
+        if node.lstrip()[:1] in ("{", "[") and node.rstrip()[-1:] in ("}", "]"):
             value = decoded.get(id(node), _ABSENT)
             if value is _ABSENT:
                 try:

@@ -39,6 +39,7 @@ from sigma.correlations import (
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 
+from auditseal.alerts.checks import detection_check
 from auditseal.alerts.correlation import KINDS, CorrelationSpec, NewValueSpec
 from auditseal.alerts.fields import EventView, is_known_field
 from auditseal.alerts.matcher import (
@@ -351,7 +352,7 @@ def _node(node: Any, rule: SigmaRule, detections: dict[str, DetectionMatcher]
         detection = detections.get(node.identifier)
         if detection is None:
             raise FormatError(f"condition names {node.identifier!r}, which is not a detection")
-        return detection, detection.gate()
+        return detection_check(detection), detection.gate()
     if isinstance(node, ConditionSelector):
         names = [ident.identifier
                  for ident in node.resolve_referenced_detections(rule.detection)]
