@@ -65,9 +65,11 @@ def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     import uvicorn
 
+    from auditseal.api.allocator import bound_allocator
     from auditseal.api.app import create_app
     from auditseal.api.service import AuditService
 
+    bound_allocator()  # before any serving thread exists
     log = _open_or_create(str(args.log))
     settings = ServeSettings(
         max_request_bytes=args.max_request_bytes,

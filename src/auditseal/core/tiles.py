@@ -218,6 +218,16 @@ def decode_tile(data: bytes, expected_width: int | None = None) -> list[bytes]:
     """Split a hash tile into its hashes.
 
     Raises:
+        FormatError: as :func:`check_tile`.
+    """
+    check_tile(data, expected_width)
+    return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+
+
+def check_tile(data: bytes, expected_width: int | None = None) -> None:
+    """Check that ``data`` is a hash tile (of ``expected_width`` hashes, if given).
+
+    Raises:
         FormatError: the length is not a multiple of 32, the tile is empty or wider than
             256, or it does not hold ``expected_width`` hashes.
     """
@@ -228,7 +238,6 @@ def decode_tile(data: bytes, expected_width: int | None = None) -> list[bytes]:
         raise FormatError(f"a hash tile holds 1..{TILE_WIDTH} hashes, found {count}")
     if expected_width is not None and count != expected_width:
         raise FormatError(f"hash tile holds {count} hashes, expected {expected_width}")
-    return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
 
 # --- which tiles a tree size has -------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from typing import overload
 
 from auditseal.core.hashing import HASH_SIZE, NODE_PREFIX
 from auditseal.core.merkle import CompactRange, perfect_root, perfect_subtrees
@@ -21,6 +22,7 @@ from auditseal.core.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
     TileId,
+    check_tile,
     decode_tile,
     right_edge,
     rightmost_tile,
@@ -31,6 +33,30 @@ __all__ = ["TileNodeReader", "TileWriter"]
 
 _MASK = TILE_WIDTH - 1
 _sha256 = hashlib.sha256
+_NODE_HASH = hashlib.sha256(NODE_PREFIX)
+
+
+class _StoredHashes(Sequence[bytes]):
+    """The hashes stored in one tile, sliced out of its bytes on demand."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __len__(self) -> int:
+        return len(self._data) // HASH_SIZE
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._data[index * HASH_SIZE : (index + 1) * HASH_SIZE]
 
 
 class TileWriter:
@@ -175,16 +201,19 @@ class TileNodeReader:
         self._size = size
         self._read_tile = read_tile
         self._cache_tiles = max(cache_tiles, 1)
-        self._cache: OrderedDict[tuple[int, int, int], list[list[bytes]]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, int], list[Sequence[bytes]]] = OrderedDict()
         self._edges = [rightmost_tile(size, level) for level in range(_MAX_TILE_LEVELS)]
 
-    def _tile(self, key: tuple[int, int, int]) -> list[list[bytes]]:
+    def _tile(self, key: tuple[int, int, int]) -> list[Sequence[bytes]]:
         """The tile's hashes and every complete node above them inside the tile.
 
         ``levels[k][j]`` is the root of stored hashes ``j * 2**k .. (j+1) * 2**k - 1``.
         Computing all of them costs what one proof needs anyway (255 hashes for a full
         tile), and keeping them makes a cached proof a few lookups with no hashing. The
         cache is keyed by plain tuples: building a TileId per node cost more than the rest.
+        The first level above the stored hashes is hashed straight from the tile's bytes
+        (pairs are adjacent 64-byte runs) and the stored hashes are sliced only when asked
+        for: splitting all 256 cost ~15 % of a cold proof that reads two or three of them.
         """
         cache = self._cache
         levels = cache.get(key)
@@ -192,15 +221,25 @@ class TileNodeReader:
             cache.move_to_end(key)
             return levels
         tile = TileId(*key)
-        hashes = decode_tile(self._read_tile(tile), expected_width=tile.width)
-        levels = [hashes]
-        sha, prefix = _sha256, NODE_PREFIX
-        while len(levels[-1]) > 1:
-            pairs = iter(levels[-1])  # zip(it, it) walks pairs; an odd last hash waits
-            levels.append([
-                sha(prefix + left + right).digest()
-                for left, right in zip(pairs, pairs, strict=False)
-            ])
+        data = self._read_tile(tile)
+        check_tile(data, expected_width=tile.width)
+        fresh = _NODE_HASH.copy  # the node prefix already hashed: one update per node
+        above: list[bytes] = []
+        for start in range(0, len(data) - HASH_SIZE, 2 * HASH_SIZE):  # odd last waits
+            node = fresh()
+            node.update(data[start : start + 2 * HASH_SIZE])
+            above.append(node.digest())
+        levels = [_StoredHashes(data), above]
+        while len(above) > 1:
+            pairs = iter(above)
+            above = []
+            for left, right in zip(pairs, pairs, strict=False):
+                node = fresh()
+                node.update(left + right)
+                above.append(node.digest())
+            levels.append(above)
+        if len(levels[-1]) == 0:  # a one-hash tile has nothing above it
+            levels.pop()
         cache[key] = levels
         if len(cache) > self._cache_tiles:
             cache.popitem(last=False)
@@ -215,6 +254,10 @@ class TileNodeReader:
         """
         out: list[bytes] = []
         cache, edges, size = self._cache, self._edges, self._size
+        # The tiles of this request, whatever the cache keeps: a proof's nodes alternate
+        # between tiles, and a small cache would otherwise read and hash each one again
+        # (5.4 tile reads per cold proof at 1 M leaves instead of 3).
+        held: dict[tuple[int, int, int], list[Sequence[bytes]]] = {}
         for level, index in nodes:  # hot loop of cached proofs: kept to plain operations
             if level < 0 or index < 0 or (index + 1) << level > size:
                 raise ValueError(f"node ({level}, {index}) is not in a tree of size {size}")
@@ -223,10 +266,13 @@ class TileNodeReader:
             n = first >> TILE_HEIGHT
             full, width = edges[tile_level]
             key = (tile_level, n, TILE_WIDTH if n < full else width)
-            levels = cache.get(key)
+            levels = held.get(key)
             if levels is None:
-                levels = self._tile(key)
-            else:
-                cache.move_to_end(key)
+                levels = cache.get(key)
+                if levels is None:
+                    levels = self._tile(key)
+                else:
+                    cache.move_to_end(key)
+                held[key] = levels
             out.append(levels[sub][(first & _MASK) >> sub])
         return out
