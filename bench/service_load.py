@@ -104,7 +104,7 @@ class Run:
     rss_mb: list[tuple[float, float]]  # (seconds since load start, MB)
     server_cpu_s: float
     follower_cpu_s: float  # the index/alert follower, a child process of the server
-    follower_rss_mb: float  # its largest sample
+    follower_rss_mb: list[float]  # its samples, every 0.5 s
     stop_s: float
     checked: int
     problems: list[str]
@@ -224,7 +224,7 @@ def _client(number: int, http: httpx.Client, url: str, bodies: list[bytes], dead
 
 
 def _generate(port: int, key: str, bodies: list[bytes], kind: str, seconds: float, pid: int
-              ) -> tuple[Load, list[tuple[float, float]], float]:
+              ) -> tuple[Load, list[tuple[float, float]], list[float]]:
     """``CLIENTS`` threads, one ``httpx.Client`` (one connection) each, for ``seconds``.
 
     Threads with the sync client cost ~1 ms of CPU per request here, the async client
@@ -264,7 +264,8 @@ def _generate(port: int, key: str, bodies: list[bytes], kind: str, seconds: floa
         total.rejected_items += load.rejected_items
         for code, n in load.refused.items():
             total.refused[code] = total.refused.get(code, 0) + n
-    return total, rss, max(follower_rss)
+    follower_rss.append(_follower_rss_mb(pid))
+    return total, rss, follower_rss
 
 
 # -- checking -----------------------------------------------------------------------------
@@ -379,7 +380,7 @@ def run(profile: Profile) -> list[Result]:
         "shared by server and load generator)",
         ["variant", "events acked", "events/s", "MB/s", "req p50 ms", "req p99 ms",
          "refused", "server CPU", "follower CPU", "client CPU", "RSS start/mid/end/max MB",
-         "follower RSS max MB", "stop s",
+         "follower RSS start/mid/end/max MB", "stop s",
          "alerted/log size", "lost/dup/verify"],
         [_row(r, median) for r in runs]
         + [(f"auditseal append FILE (CLI, same {count:,} events)", count, cli_rate,
@@ -398,10 +399,15 @@ def _row(r: Run, median: int) -> tuple[object, ...]:
             1000 * percentile(lat, 0.5), 1000 * percentile(lat, 0.99), refused,
             f"{r.server_cpu_s / r.load.seconds:.2f} cores",
             f"{r.follower_cpu_s / r.load.seconds:.2f} cores",
-            f"{r.load.client_cpu_s / r.load.seconds:.2f} cores", rss, f"{r.follower_rss_mb:.0f}",
+            f"{r.load.client_cpu_s / r.load.seconds:.2f} cores", rss, _samples(r.follower_rss_mb),
             r.stop_s,
             "-" if r.alerted is None else f"{r.alerted:,}/{r.log_size:,}",
             f"0/0/exit {r.verify_rc}" if not r.problems else check)
+
+
+def _samples(mb: list[float]) -> str:
+    """start/mid/end/max of RSS samples taken at a steady rate."""
+    return f"{mb[0]:.0f}/{mb[len(mb) // 2]:.0f}/{mb[-1]:.0f}/{max(mb):.0f}"
 
 
 def _results(runs: list[Run], cli_rate: float) -> list[Result]:
