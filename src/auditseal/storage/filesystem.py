@@ -68,6 +68,7 @@ class FilesystemObjectStore:
     def __init__(self, root: Path, *, fsync: bool = True, set_immutable: bool = False) -> None:
         """Open (lazily) the store in ``root``."""
         self.root = Path(root)
+        self._root_text = str(self.root)
         self._fsync = fsync
         self._set_immutable = set_immutable
         self._tmp = self.root / STATE_DIR / "tmp"
@@ -85,9 +86,12 @@ class FilesystemObjectStore:
 
     def read(self, key: str) -> bytes:
         """Return the object's bytes (see ``ObjectStore.read``)."""
-        path = self.path(key)
+        # A plain string path: building a Path per read was 60 % of reading an 8 KB tile
+        # (a cold inclusion proof reads five); the key is validated all the same.
+        path = os.path.join(self._root_text, validate_key(key))  # noqa: PTH118 -- see above
         try:
-            return path.read_bytes()
+            with open(path, "rb") as file:  # noqa: PTH123 -- see above
+                return file.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(key) from None
         except OSError as exc:
