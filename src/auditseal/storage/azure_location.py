@@ -255,17 +255,12 @@ class AzureBlobLocation:
 
     def _account_and_endpoint(self) -> tuple[str, str]:
         if self._connection_string:
-            try:
-                probe = BlobServiceClient.from_connection_string(self._connection_string)
-            except ValueError:
-                raise ConfigError(f"{CONNECTION_STRING_ENV} is not a valid storage "
-                                  "connection string") from None
-            account = str(probe.account_name)
+            account, endpoint = _connection_target(self._connection_string, CONNECTION_STRING_ENV)
             if self.url.account is not None and self.url.account != account:
                 raise ConfigError(
                     f"the URL names account {self.url.account!r} but {CONNECTION_STRING_ENV} "
                     f"is for {account!r}; unset it or use azblob://{self.url.container}/...")
-            return account, probe.primary_endpoint.split("?", 1)[0].rstrip("/")
+            return account, endpoint
         if self.url.endpoint is None or self.url.account is None:
             raise ConfigError(
                 f"azblob://{self.url.container}: the short form takes the account from "
@@ -277,12 +272,7 @@ class AzureBlobLocation:
         """The head account's endpoint; None when the head shares the data account."""
         head = self._head_credentials
         if head.connection_string:
-            try:
-                client = BlobServiceClient.from_connection_string(head.connection_string)
-            except ValueError:
-                raise ConfigError(f"{HEAD_CONNECTION_STRING_ENV} is not a valid storage "
-                                  "connection string") from None
-            return str(client.primary_endpoint).split("?", 1)[0].rstrip("/")
+            return _connection_target(head.connection_string, HEAD_CONNECTION_STRING_ENV)[1]
         if self.url.head_account is None:
             return None
         scheme, _, host = self.endpoint.partition("://")
@@ -307,6 +297,15 @@ class AzureBlobLocation:
             return BlobServiceClient.from_connection_string(self._connection_string, **options)
         return BlobServiceClient(self.endpoint, credential=_credential(
             self.account, self._key, self._sas), **options)
+
+
+def _connection_target(connection_string: str, variable: str) -> tuple[str, str]:
+    """The account and blob endpoint a connection string names (no network)."""
+    try:
+        client = BlobServiceClient.from_connection_string(connection_string)
+    except ValueError:
+        raise ConfigError(f"{variable} is not a valid storage connection string") from None
+    return str(client.account_name), str(client.primary_endpoint).split("?", 1)[0].rstrip("/")
 
 
 def _credential(account: str, key: str | None, sas: str | None) -> Any:
