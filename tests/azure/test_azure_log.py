@@ -190,3 +190,11 @@ def test_head_account_endpoint(url: str, env: dict[str, str], expected: str | No
 def test_head_account_errors(url: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         AzureBlobLocation(parse_url(url), env={"AUDITSEAL_AZURE_ACCOUNT_KEY": KEY})
+
+
+@pytest.mark.parametrize("variable", ["AUDITSEAL_AZURE_CONNECTION_STRING",
+                                      "AUDITSEAL_AZURE_HEAD_CONNECTION_STRING"])
+def test_a_malformed_connection_string_is_named(variable: str) -> None:
+    with pytest.raises(ConfigError, match=f"{variable} is not a valid storage connection"):
+        AzureBlobLocation(parse_url("azblob://data1.blob.core.windows.net/logs"),
+                          env={"AUDITSEAL_AZURE_ACCOUNT_KEY": KEY, variable: "nonsense"})
