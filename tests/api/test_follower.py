@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
 import signal
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
-from auditseal.api import AuditService
+from auditseal.api import AuditService, follower
 from auditseal.api.service import wait_for
+from auditseal.config import WriterConfig
 from auditseal.core.entry import decode_entry
-from auditseal.log.local import LocalLog, init_log, latest_checkpoint
+from auditseal.log.local import LocalLog, init_log, latest_checkpoint, open_writer
 from auditseal.log.reader import LogReader
 from auditseal.verify import DirectorySource
 from tests.api.conftest import FAST, Api
@@ -94,3 +98,40 @@ def test_alerts_fired_in_the_child_are_sealed_once_across_restarts(tmp_path: Pat
         assert [alert["rule_id"] for alert in fired] == ["30c69454-6352-4071-8be5-ba5db37e5214"]
         recorded = orjson.loads((log.state / "serve-alerts.json").read_bytes())
         assert recorded["size"] >= size
+
+
+def _drain(conn: Connection) -> list[tuple[Any, ...]]:
+    messages = []
+    while conn.poll(0.2):
+        messages.append(conn.recv())
+    return messages
+
+
+def test_behind_a_backlog_rounds_alternate_and_a_search_waits_one_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process (the child's class itself): bounded rounds, a waiting search yields."""
+    log, _ = init_log(tmp_path / "log", "test.local/follower")
+    with open_writer(log, config=WriterConfig(fsync=False, set_immutable=False)) as writer:
+        writer.append([LIST_KEYS] * 1000, source="test")
+        writer.publish()
+    monkeypatch.setattr(follower, "INDEX_ROUND", 256)
+    monkeypatch.setattr(follower, "INDEX_BATCH", 128)
+    monkeypatch.setattr(follower, "ALERT_ROUND", 300)
+    ours, theirs = multiprocessing.Pipe()
+    child = follower._Child(theirs, follower.FollowerConfig(
+        spec=str(log.root), interval_s=0.05, index=True, alerts=True, rules_paths=(),
+        builtin_rules=True, suppress_window_s=600.0, alerted=0))
+    assert child._feed_index() is True  # a round's share, then it yields
+    assert [m[1] for m in _drain(ours) if m[0] == "indexed"] == [128, 256]
+    assert child._feed_alerts(child._engine()) is True  # alerting gets its turn meanwhile
+    assert child.alerted == 300
+    fired = [m for m in _drain(ours) if m[0] == "alerts"]
+    assert fired[-1][1] == 300
+    assert fired[0][2]  # the first record is the one listing keys: it fires
+    child.search_waiting.set()  # a search is waiting for the index: one batch, then yield
+    assert child._feed_index() is True
+    assert [m[1] for m in _drain(ours) if m[0] == "indexed"] == [384]
+    child.search_waiting.clear()
+    while child._feed_index():
+        pass
+    assert [m[1] for m in _drain(ours) if m[0] == "indexed"][-1] == 1000

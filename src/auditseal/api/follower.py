@@ -24,44 +24,43 @@ Messages are pickled tuples over a :func:`multiprocessing.Pipe`:
 * child -> parent: ``("result", id, QueryResult)``, ``("failed", id, kind, message)``,
   ``("indexed", size)``, ``("alerts", end, [alert JSON bytes])``, ``("error", text|None)``.
 
-A child that dies is restarted by the parent on its next look; the index resumes from its
-own recorded position and alerting from the parent's.
+A child that dies is restarted by the parent (:mod:`auditseal.api.follower_process`); the
+index resumes from its own recorded position and alerting from the parent's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditseal.errors import AuditsealError, FormatError, StorageUnavailable
+from auditseal.errors import FormatError
 
 if TYPE_CHECKING:
     from auditseal.alerts import AlertEngine
-    from auditseal.index import QueryResult, Searcher
+    from auditseal.index import Searcher
     from auditseal.log.local import LocalLog
 
 log = logging.getLogger("auditseal.serve")
 
 FOLLOW_CHUNK = 4096
 """Entries the alert follower evaluates between two looks at the stop flag."""
+INDEX_ROUND = 65_536
+ALERT_ROUND = 32_768
+"""Entries one round feeds to the index, and evaluates, at most. Behind a backlog (a load
+peak) the follower alternates between the two instead of finishing one first, so alerts
+never wait for the index to catch up (in a 60 s load run they did, for the whole run), and
+a search waits for one committed index batch at most."""
+INDEX_BATCH: int | None = None
+"""Entries per committed index batch (None: the index's own default)."""
 CHILD_NICENESS = 5
 """How much lower the follower's CPU priority is than the serving process's."""
-STOP_GRACE_S = 5.0
-"""How long :meth:`FollowerProcess.stop` waits before terminating the child (the index
-commits per batch and alerting resumes from the parent's record, so cutting it is safe)."""
-RESTART_DELAY_S = 1.0
-"""How long the parent waits before restarting a follower that died."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,8 @@ class FollowerConfig:
     alerted: int
 
 
-class _Stopping(Exception):
-    """Raised inside a feed to leave it between two committed batches."""
+class _Yield(Exception):
+    """Raised inside an index feed to leave it between two committed batches."""
 
 
 class _Child:
@@ -108,6 +107,7 @@ class _Child:
         self.send_lock = threading.Lock()
         self.index_lock = threading.Lock()
         self.searcher: Searcher | None = None
+        self.search_waiting = threading.Event()  # a search wants the index: feed yields
         self.alerted = config.alerted
 
     def send(self, message: tuple[Any, ...]) -> None:
@@ -139,7 +139,9 @@ class _Child:
         from auditseal.index import Searcher, index_path, update_index
 
         try:
+            self.search_waiting.set()
             with self.index_lock:
+                self.search_waiting.clear()
                 if self.searcher is None:
                     if not index_path(self.log).exists():
                         update_index(self.log)
@@ -163,19 +165,19 @@ class _Child:
 
     def _follow(self) -> None:
         engine: AlertEngine | None = None
-        while not self.stop.wait(self.config.interval_s):
+        behind = False
+        while not self.stop.wait(0 if behind else self.config.interval_s):
             try:
                 if self.reload.is_set():
                     self.reload.clear()
                     engine = None
+                behind = False
                 if self.config.index:
-                    self._feed_index()
+                    behind = self._feed_index()
                 if self.config.alerts:
                     engine = engine or self._engine()
-                    self._feed_alerts(engine)
+                    behind = self._feed_alerts(engine) or behind
                 self.send(("error", None))
-            except _Stopping:
-                return
             except Exception as exc:
                 text = str(exc) or type(exc).__name__
                 log.warning("index/alert follower: %s", text)
@@ -189,25 +191,34 @@ class _Child:
                             builtin=self.config.builtin_rules,
                             suppress_window_s=self.config.suppress_window_s)
 
-    def _feed_index(self) -> None:
+    def _feed_index(self) -> bool:
+        """Feed up to :data:`INDEX_ROUND` entries; whether the index is still behind."""
         from auditseal.index import update_index
+        from auditseal.index.duckdb_index import DEFAULT_BATCH
         from auditseal.log.local import latest_checkpoint
 
         checkpoint = latest_checkpoint(self.log)
         if checkpoint is None:
-            return
+            return False
 
         def progress(done: int, total: int) -> None:
             self.send(("indexed", checkpoint.size - total + done))
-            if self.stop.is_set():
-                raise _Stopping
+            if done < total and (done >= INDEX_ROUND or self.stop.is_set()
+                                 or self.search_waiting.is_set()):
+                raise _Yield
 
         with self.index_lock:
             self._close_searcher()  # the feed needs the file to itself
-            update = update_index(self.log, checkpoint, progress=progress)
+            try:
+                update = update_index(self.log, checkpoint, progress=progress,
+                                      batch=INDEX_BATCH or DEFAULT_BATCH)
+            except _Yield:
+                return True
         self.send(("indexed", update.end))
+        return False
 
-    def _feed_alerts(self, engine: AlertEngine) -> None:
+    def _feed_alerts(self, engine: AlertEngine) -> bool:
+        """Evaluate up to :data:`ALERT_ROUND` entries; whether alerting is still behind."""
         import orjson
 
         from auditseal.core.entry import decode_entry
@@ -216,12 +227,11 @@ class _Child:
 
         checkpoint = latest_checkpoint(self.log)
         if checkpoint is None:
-            return
+            return False
         reader = log_reader(self.log, checkpoint)
-        while self.alerted < checkpoint.size:
-            if self.stop.is_set():
-                raise _Stopping
-            end = min(checkpoint.size, self.alerted + FOLLOW_CHUNK)
+        last = min(checkpoint.size, self.alerted + ALERT_ROUND)
+        while self.alerted < last and not self.stop.is_set():
+            end = min(last, self.alerted + FOLLOW_CHUNK)
             fired = []
             for index, raw in reader.entries(self.alerted, end):
                 try:
@@ -232,161 +242,13 @@ class _Child:
                     continue  # not a JSON object: nothing to match
             self.send(("alerts", end, [orjson.dumps(alert.to_json()) for alert in fired]))
             self.alerted = end
+        return self.alerted < checkpoint.size
 
 
-def _child_main(conn: Connection, config: FollowerConfig) -> None:
+def child_main(conn: Connection, config: FollowerConfig) -> None:
     """The child process's entry point."""
     # Ctrl-C reaches the whole process group; the parent stops us in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(OSError):
         os.nice(CHILD_NICENESS)
     _Child(conn, config).serve()
-
-
-SealAlerts = Callable[[int, list[bytes]], None]
-"""The parent's callback: seal these alerts, then record ``end`` as alerted."""
-
-
-class FollowerProcess:
-    """The parent's side: starts the child, forwards searches, seals what it fires."""
-
-    def __init__(self, config: FollowerConfig, seal_alerts: SealAlerts) -> None:
-        """Prepare; :meth:`start` spawns the child."""
-        self.config = config
-        self._seal_alerts = seal_alerts
-        self.indexed = 0
-        self.alerted = config.alerted
-        """Alerting's position: everything before it was evaluated and its alerts sealed."""
-        self.error: str | None = None
-        self._context = multiprocessing.get_context("spawn")
-        self._process: Any = None
-        self._conn: Connection | None = None
-        self._receiver: threading.Thread | None = None
-        self._send_lock = threading.Lock()
-        self._pending: dict[int, Future[QueryResult]] = {}
-        self._next_id = 0
-        self._stopping = False
-        self._backlog: list[tuple[int, list[bytes]]] = []
-
-    def start(self) -> None:
-        """Spawn the child and the thread that receives from it."""
-        ours, theirs = self._context.Pipe()
-        config = FollowerConfig(**{**self.config.__dict__, "alerted": self.alerted})
-        self._process = self._context.Process(target=_child_main, args=(theirs, config),
-                                              name="auditseal-follower", daemon=True)
-        self._process.start()
-        theirs.close()
-        self._conn = ours
-        self._receiver = threading.Thread(target=self._receive, args=(ours,), daemon=True,
-                                          name="auditseal-follower-receiver")
-        self._receiver.start()
-
-    def stop(self) -> None:
-        """Ask the child to stop; terminate it after :data:`STOP_GRACE_S`."""
-        self._stopping = True
-        if self._process is None:
-            return
-        with contextlib.suppress(OSError, ValueError), self._send_lock:
-            assert self._conn is not None
-            self._conn.send(("stop",))
-        self._process.join(STOP_GRACE_S)
-        if self._process.is_alive():
-            log.warning("the follower did not stop within %.0f s; terminating it", STOP_GRACE_S)
-            self._process.terminate()
-            self._process.join(STOP_GRACE_S)
-        if self._receiver is not None:
-            self._receiver.join(STOP_GRACE_S)
-        self._seal_backlog()
-        self._process = None
-
-    def reload_rules(self) -> None:
-        """Make the child reload its rules before its next round."""
-        self._send(("reload",))
-
-    def query(self, text: str, language: str, max_rows: int, timeout_s: float = 300.0
-              ) -> QueryResult:
-        """Run a search in the child.
-
-        Raises:
-            FormatError: the query does not parse or fails.
-            StorageUnavailable: the follower is not running or did not answer.
-        """
-        future: Future[QueryResult] = Future()
-        with self._send_lock:
-            self._next_id += 1
-            query_id = self._next_id
-            self._pending[query_id] = future
-        try:
-            self._send(("query", query_id, text, language, max_rows))
-            return future.result(timeout_s)
-        except TimeoutError:
-            raise StorageUnavailable(
-                f"the search index did not answer in {timeout_s:.0f} s") from None
-        finally:
-            self._pending.pop(query_id, None)
-
-    def _send(self, message: tuple[Any, ...]) -> None:
-        self._ensure_running()
-        assert self._conn is not None
-        with self._send_lock:
-            self._conn.send(message)
-
-    def _ensure_running(self) -> None:
-        if self._process is None or self._stopping:
-            raise StorageUnavailable("the search index is not running")
-
-    def _receive(self, conn: Connection) -> None:
-        while True:
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                break
-            kind = message[0]
-            if kind == "indexed":
-                self.indexed = max(self.indexed, message[1])
-            elif kind == "alerts":
-                self._alerts(message[1], message[2])
-            elif kind == "error":
-                self.error = message[1]
-            elif kind in ("result", "failed"):
-                self._answer(message)
-        for future in list(self._pending.values()):  # the child is gone: nobody will answer
-            if not future.done():
-                future.set_exception(StorageUnavailable("the search index stopped"))
-        self._seal_backlog()
-        if not self._stopping:
-            code = self._process.exitcode if self._process is not None else None
-            self.error = f"the follower exited (code {code}); restarted"
-            log.warning("%s", self.error)
-            time.sleep(RESTART_DELAY_S)
-            if not self._stopping:
-                self._backlog.clear()  # the new child re-evaluates from what was sealed
-                self.start()
-
-    def _alerts(self, end: int, alerts: list[bytes]) -> None:
-        self._backlog.append((end, alerts))
-        self._seal_backlog()
-
-    def _seal_backlog(self) -> None:
-        """Seal what the child fired, in order; what fails stays for the next try."""
-        while self._backlog:
-            end, alerts = self._backlog[0]
-            try:
-                self._seal_alerts(end, alerts)
-            except (AuditsealError, RuntimeError) as exc:
-                self.error = f"could not seal {len(alerts)} alerts (will retry): {exc}"
-                log.warning("follower: %s", self.error)
-                return
-            self._backlog.pop(0)
-            self.alerted = end
-
-    def _answer(self, message: tuple[Any, ...]) -> None:
-        future = self._pending.get(message[1])
-        if future is None or future.done():
-            return
-        if message[0] == "result":
-            future.set_result(message[2])
-        elif message[2] == "format":
-            future.set_exception(FormatError(message[3]))
-        else:
-            future.set_exception(StorageUnavailable(message[3]))

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from auditseal.api.follower import FollowerConfig, FollowerProcess
+from auditseal.api.follower import FollowerConfig
+from auditseal.api.follower_process import FollowerProcess
 from auditseal.api.keys import KeyStore
 from auditseal.api.settings import ServeSettings
 from auditseal.core.checkpoint import VerifiedCheckpoint, verify_checkpoint
