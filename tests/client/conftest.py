@@ -4,7 +4,8 @@
 thread on a fixed port, so a test can stop it (an outage: connections are refused) and
 start it again over the same log. ``FaultProxyDouble`` is a real HTTP proxy in front of it
 that answers scripted failures (503 + Retry-After, 429, dropped connections) before
-forwarding, as a load balancer in front of an overloaded service would.
+forwarding, as a load balancer in front of an overloaded service would, or forwards a
+request and then loses the answer (as a timeout between proxy and client does).
 """
 
 from __future__ import annotations
@@ -106,8 +107,10 @@ class FaultProxyDouble:
     """A real HTTP proxy on 127.0.0.1 that fails the first requests as scripted.
 
     ``faults`` is consumed one per request: an int is answered as that status (with
-    ``Retry-After: retry_after``), ``"drop"`` closes the connection without an answer;
-    when it is empty, requests are forwarded to the upstream unchanged.
+    ``Retry-After: retry_after``), ``"drop"`` closes the connection without an answer,
+    ``"lose"`` forwards the request and then closes the connection instead of answering;
+    when it is empty, requests are forwarded to the upstream unchanged. ``keys`` records
+    the ``Idempotency-Key`` of every request (None when absent).
     """
 
     def __init__(self, upstream: str) -> None:
@@ -115,6 +118,7 @@ class FaultProxyDouble:
         self.faults: list[int | str] = []
         self.retry_after = "0.05"
         self.seen: list[tuple[str, int]] = []  # (path, status answered)
+        self.keys: list[str | None] = []
         double = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -124,6 +128,7 @@ class FaultProxyDouble:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 fault = double.faults.pop(0) if double.faults else None
+                double.keys.append(self.headers.get("Idempotency-Key"))
                 if fault == "drop":
                     double.seen.append((self.path, 0))
                     self.close_connection = True
@@ -136,11 +141,16 @@ class FaultProxyDouble:
                                                   "Content-Type": "application/json"})
                     return
                 headers = {k: v for k, v in self.headers.items()
-                           if k.lower() in {"authorization", "content-type"}}
+                           if k.lower() in {"authorization", "content-type", "idempotency-key"}}
                 response = httpx.request(self.command, double.upstream + self.path,
                                          content=body, headers=headers, timeout=10)
+                if fault == "lose":
+                    double.seen.append((self.path, -response.status_code))
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 keep = {k: v for k, v in response.headers.items()
-                        if k.lower() in {"content-type", "retry-after"}}
+                        if k.lower() in {"content-type", "retry-after", "idempotent-replayed"}}
                 self._answer(response.status_code, response.content, keep)
 
             def _answer(self, status: int, payload: bytes, headers: dict[str, str]) -> None:

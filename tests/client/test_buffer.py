@@ -109,3 +109,56 @@ def test_public_names_are_pinned() -> None:
     assert client_package.__all__ == ["AuditLogHandler", "AuditsealClient", "Delivery",
                                         "DiskBuffer", "MemoryQueue", "Rejection",
                                         "verify_receipt"]
+
+
+def test_claim_keeps_batch_and_key_until_acked(queue: EventQueue) -> None:
+    for event in EVENTS[:5]:
+        queue.append(event)
+    batch, key = queue.claim(3)
+    assert batch == EVENTS[:3]
+    assert len(key) == 32
+    queue.append(EVENTS[5])
+    assert queue.claim(10) == (EVENTS[:3], key)  # a retry: the same events, the same key
+    queue.ack(3)
+    batch, other = queue.claim(10)
+    assert batch == EVENTS[3:6]
+    assert other != key
+    queue.close()
+
+
+def test_disk_buffer_claims_the_unacked_batch_again_after_reopen(tmp_path: Path) -> None:
+    buf = DiskBuffer(tmp_path)
+    for event in EVENTS:
+        buf.append(event)
+    buf.claim(2)
+    buf.ack(2)
+    batch, key = buf.claim(3)
+    assert batch == EVENTS[2:5]
+    buf.close()  # a crash after sending, before the ack
+    again = DiskBuffer(tmp_path)
+    assert again.claim(100) == (EVENTS[2:5], key)  # not re-formed as a batch of 8
+    again.ack(3)
+    again.close()
+    third = DiskBuffer(tmp_path)
+    batch, fresh = third.claim(100)
+    assert batch == EVENTS[5:]
+    assert fresh != key
+    third.close()
+
+
+@pytest.mark.parametrize("record", [None, "garbage", "2 9 toolong"],
+                         ids=["delivered-batch", "garbage", "more-than-waiting"])
+def test_disk_buffer_ignores_a_stale_or_bad_batch_record(tmp_path: Path,
+                                                         record: str | None) -> None:
+    buf = DiskBuffer(tmp_path)
+    for event in EVENTS[:4]:
+        buf.append(event)
+    _, key = buf.claim(2)
+    buf.ack(2)
+    buf.close()
+    if record is not None:
+        (tmp_path / "batch").write_text(record)
+    again = DiskBuffer(tmp_path)
+    batch, fresh = again.claim(10)
+    assert (batch, fresh != key) == (EVENTS[2:4], True)
+    again.close()

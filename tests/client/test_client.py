@@ -9,10 +9,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
-from auditseal.client import AuditsealClient, Delivery, Rejection
+from auditseal.client import AuditsealClient, Delivery, DiskBuffer, Rejection
 from auditseal.client.client import Result
 from auditseal.errors import ConfigError, IngestError, StorageUnavailable
 
@@ -201,3 +202,65 @@ def test_one_line_batches_keep_their_bytes_on_the_ndjson_path(live: LiveServer) 
     indexes = [r.index for r in results if isinstance(r, Delivery)]
     assert len(indexes) == 3
     assert [reader.entry(i).split(b"\n", 1)[1] for i in indexes] == raws
+
+
+def test_a_lost_answer_is_retried_without_sealing_twice(live: LiveServer,
+                                                        proxy: FaultProxyDouble) -> None:
+    """The service sealed the batch, the answer never came back: the retry is replayed."""
+    proxy.faults = ["lose", 503, "lose"]
+    with AuditsealClient(proxy.url, live.ingest_key, backoff_initial_s=0.01) as client:
+        results = client.send_now([{"n": 0}, {"n": 1}])
+    assert [status for _, status in proxy.seen] == [-200, 503, -200, 200]
+    assert len(set(proxy.keys)) == 1  # one key, every attempt
+    assert proxy.keys[0] is not None
+    assert all(isinstance(r, Delivery) for r in results)
+    assert numbers(live) == [0, 1]  # sealed once
+
+
+def test_background_sender_keeps_its_key_across_retries(live: LiveServer,
+                                                        proxy: FaultProxyDouble) -> None:
+    proxy.faults = ["lose", "drop"]
+    with AuditsealClient(proxy.url, live.ingest_key, backoff_initial_s=0.01,
+                         batch_max_events=5) as client:
+        for n in range(10):
+            client.send({"n": n})
+        assert client.flush(10.0)
+    first, second = proxy.keys[0], proxy.keys[-1]
+    assert proxy.keys == [first, first, first, second]
+    assert first != second  # each batch its own key
+    assert numbers(live) == list(range(10))
+
+
+def test_split_halves_get_their_own_keys(live: LiveServer, proxy: FaultProxyDouble) -> None:
+    # Too large (as a real limit would say again on every attempt); the first half is
+    # forwarded, the second half's answer lost.
+    proxy.faults = [413, "forward", "lose", 413]
+    with AuditsealClient(proxy.url, live.ingest_key, backoff_initial_s=0.01) as client:
+        results = client.send_now([{"n": n} for n in range(4)])
+    batch, first, second = proxy.keys[:3]
+    assert batch is not None
+    assert (first, second) == (batch + ".0", batch + ".1")
+    # The whole batch was retried after the lost answer: 413 again, both halves again,
+    # under the same keys, so the first half was replayed rather than sealed twice.
+    assert proxy.keys[3:] == [batch, first, second]
+    assert all(isinstance(r, Delivery) for r in results)
+    assert numbers(live) == [0, 1, 2, 3]
+
+
+def test_a_batch_sealed_before_a_client_crash_is_not_sealed_again(live: LiveServer,
+                                                                  tmp_path: Path) -> None:
+    """Sent, sealed, then the application died before recording the delivery."""
+    buffer = DiskBuffer(tmp_path / "buffer")
+    for n in range(3):
+        buffer.append(b'{"n":%d}' % n)
+    batch, key = buffer.claim(10)
+    buffer.sync()
+    sent = httpx.post(f"{live.url}/v1/events", content=b"\n".join(batch) + b"\n",
+                      headers={"Authorization": f"Bearer {live.ingest_key}",
+                               "Content-Type": "application/x-ndjson", "Idempotency-Key": key})
+    assert sent.status_code == 200
+    buffer.close()  # no ack: the crash
+    with AuditsealClient(live.url, live.ingest_key, buffer_dir=tmp_path / "buffer") as client:
+        client.send({"n": 3})
+        assert client.flush(10.0)
+    assert numbers(live) == [0, 1, 2, 3]

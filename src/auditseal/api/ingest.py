@@ -6,27 +6,34 @@ object, an array, an Azure Monitor ``{"records": [...]}`` envelope, or JSON line
 event is sealed with its bytes as received. Bad items are reported with their position
 and reason and the good ones are kept, unless ``?atomic=true`` asks for all or nothing.
 The answer is sent only after the writer's group commit made the accepted events durable.
+With an ``Idempotency-Key`` header the answer is also remembered before it is sent, so a
+retry of the same request is answered again without sealing anything
+(:mod:`auditseal.api.idempotency`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from auditseal.api import idempotency
 from auditseal.api.auth import Principal, require
 from auditseal.api.limits import ApiError, require_media_type, retry_after, too_large
 from auditseal.api.service import AuditService
 from auditseal.errors import FormatError, OverloadError, StorageError
 from auditseal.ingest.records import Rejected, iter_batches
 
+log = logging.getLogger("auditseal.serve")
 router = APIRouter(tags=["ingest"])
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines",
@@ -133,19 +140,56 @@ def _result(entries: list[dict[str, Any]], errors: list[dict[str, Any]]) -> dict
 
 
 @router.post("/v1/events", openapi_extra=_BODY_DOC, summary="Seal events",
-             responses={400: {"description": "no valid events / atomic rejection"},
+             responses={400: {"description": "no valid events / atomic rejection / "
+                                             "bad_idempotency_key"},
+                        409: {"description": "idempotency_key_in_flight"},
                         413: {"description": "payload_too_large"},
                         415: {"description": "unsupported_media_type"},
+                        422: {"description": "idempotency_key_reused"},
                         429: {"description": "rate_limited"},
                         503: {"description": "overloaded / storage_unavailable"}})
 async def post_events(
     request: Request,
     principal: Principal = Depends(require("ingest")),  # noqa: B008 -- FastAPI's idiom
     atomic: bool = Query(False, description="all or nothing: any rejection seals nothing"),
+    idempotency_key: str | None = Header(  # validated by parse_key: 400, not FastAPI's 422
+        None, alias=idempotency.KEY_HEADER,
+        description="1-200 printable ASCII characters, new per batch, the same on its "
+                    "retries: a retry is answered again without sealing (docs/api.md)"),
 ) -> Response:
-    """Seal one event, an array, a ``{"records": [...]}`` envelope, or NDJSON lines."""
+    """Seal one event, an array, a ``{"records": [...]}`` envelope, or NDJSON lines.
+
+    An ``Idempotency-Key`` header (1-200 printable ASCII characters) makes a retry of the
+    same request answer the first answer again (``Idempotent-Replayed: true``).
+    """
     require_media_type(request.headers.get("content-type"), JSON_TYPES + NDJSON_TYPES)
+    key = idempotency.parse_key(idempotency_key)
     body = await read_body(request)
+    if key is None:
+        return await _seal_body(request, principal, body, atomic)
+    guard = idempotency.idempotency_of(service_of(request))
+    digest = idempotency.fingerprint(body, atomic)
+
+    async def once() -> Response:
+        async with guard.claim(principal.ident, key, digest) as claim:
+            if claim.replay is not None:
+                return claim.replay
+            response = await _seal_body(request, principal, body, atomic)
+            try:
+                await claim.remember(bytes(response.body))
+            except StorageError:
+                # The events are durable and this answer says where, so the client needs
+                # no retry; only if this answer is lost too would a retry seal them again.
+                log.exception("answering without remembering its Idempotency-Key")
+            return response
+
+    # Shielded: were the request task cancelled after the append, the answer must still
+    # be remembered (and the key held in flight until it is).
+    return await asyncio.shield(once())
+
+
+async def _seal_body(request: Request, principal: Principal, body: bytes, atomic: bool
+                     ) -> Response:
     service = service_of(request)
     limit = service.max_event_bytes(f"http:{principal.ident}")
     batch = await run_in_threadpool(split_body, body, limit)

@@ -55,6 +55,8 @@ class ServeSettings:
         alert_suppress_window_s: an alert of the same rule and group within this many
             seconds (event time) of the last one is suppressed; 0 = off. Admins may change
             it while serving (``PATCH /v1/settings``).
+        idempotency_window_s: how long the answer to a request with an ``Idempotency-Key``
+            is remembered (a retry within it is answered again without sealing).
         ui_dir: the web UI's static files; None or a missing folder serves no UI.
         entra: an Entra ID token validator, or None to accept API keys only.
         writer: the log writer's configuration.
@@ -72,6 +74,7 @@ class ServeSettings:
     rules_paths: tuple[Path, ...] = ()
     builtin_rules: bool = True
     alert_suppress_window_s: float = 600.0
+    idempotency_window_s: float = 24 * 3600.0
     ui_dir: Path | None = None
     entra: TokenValidator | None = None
     writer: WriterConfig = field(default_factory=WriterConfig)
@@ -88,5 +91,7 @@ class ServeSettings:
             raise ConfigError("Retry-After values must be > 0 seconds")
         if self.alert_suppress_window_s < 0:
             raise ConfigError("alert_suppress_window_s must be >= 0 (0 = no suppression)")
+        if self.idempotency_window_s <= 0:
+            raise ConfigError("idempotency_window_s must be > 0")
         if not 0.01 <= self.follow_interval_s <= 60:
             raise ConfigError("follow_interval_s must be between 0.01 and 60 seconds")

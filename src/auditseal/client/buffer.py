@@ -2,22 +2,29 @@
 
 Concept: the *delivery queue* of the client SDK (issue 5, "Client SDK": "an on-disk buffer so
 an outage of the service loses nothing"). Both queues keep events in arrival order and are
-used the same way by the sender thread: :meth:`peek` the oldest events, send them, then
-:meth:`ack` them, so an event leaves the queue only after the service made it durable.
+used the same way by the sender thread: :meth:`claim` the oldest events as a batch, send
+them, then :meth:`ack` them, so an event leaves the queue only after the service made it
+durable. A claimed batch carries an ``Idempotency-Key`` (docs/api.md, "Idempotent
+retries"): until it is acked, every claim returns the same events with the same key, so
+each retry of the batch is one the service recognises and answers without sealing again.
 
 :class:`DiskBuffer` is an append-only journal in a directory::
 
     DIR/lock                          flock'ed while a client uses the directory
     DIR/<first seq, 20 digits>.seg    segments of frames: b"AS" | u32 length | u32 CRC-32 | event
     DIR/acked                         the sequence number of the first event not yet delivered
+    DIR/batch                         the batch in delivery: "<first seq> <count> <key>"
 
 Events are written (and flushed to the OS) by ``append`` before ``send`` returns, so they
 survive a crash of the application; :meth:`DiskBuffer.sync` fsyncs them, which the sender
 does before every delivery and on close, so they survive a crash of the machine too. The
 ``acked`` watermark is replaced atomically after each delivery; a restart replays every
 event after it. A torn frame at the end of the last segment (a crash mid-write) is cut off.
-Delivery is at least once: a crash between the service's answer and the watermark write
-sends that batch again.
+The batch being delivered is recorded (fsynced) in ``batch`` before it is first sent, and a
+restart that finds it unacked claims exactly those events again under the same key: a crash
+between the service's answer and the watermark write sends that batch again, and the
+service, which remembered its answer, seals nothing twice (within its retention window,
+24 h by default; past it, delivery of that one batch is at least once).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import collections
 import fcntl
 import logging
 import os
+import secrets
 import struct
 import zlib
 from pathlib import Path
@@ -33,12 +41,17 @@ from typing import BinaryIO, Protocol
 
 from auditseal.errors import ConfigError
 
-__all__ = ["DiskBuffer", "EventQueue", "MemoryQueue"]
+__all__ = ["DiskBuffer", "EventQueue", "MemoryQueue", "new_batch_key"]
 
 _FRAME = struct.Struct(">2sII")
 _MAGIC = b"AS"
 _SUFFIX = ".seg"
 _log = logging.getLogger(__name__)
+
+
+def new_batch_key() -> str:
+    """A fresh random ``Idempotency-Key`` for one batch (128 bits, 32 hex characters)."""
+    return secrets.token_hex(16)
 
 
 class EventQueue(Protocol):
@@ -50,6 +63,13 @@ class EventQueue(Protocol):
 
     def peek(self, limit: int) -> list[bytes]:
         """The oldest ``limit`` events (fewer if fewer wait), without removing them."""
+        ...
+
+    def claim(self, limit: int) -> tuple[list[bytes], str]:
+        """The next batch (at most ``limit`` of the oldest events) and its key.
+
+        Until :meth:`ack`, every claim returns the same events with the same key.
+        """
         ...
 
     def ack(self, count: int) -> None:
@@ -75,6 +95,7 @@ class MemoryQueue:
     def __init__(self) -> None:
         """An empty queue."""
         self._events: collections.deque[bytes] = collections.deque()
+        self._claimed: tuple[int, str] | None = None  # (count, key) until acked
 
     def append(self, data: bytes) -> None:
         """Add an event at the end."""
@@ -84,8 +105,16 @@ class MemoryQueue:
         """The oldest ``limit`` events."""
         return [self._events[i] for i in range(min(limit, len(self._events)))]
 
+    def claim(self, limit: int) -> tuple[list[bytes], str]:
+        """The next batch and its key (the same until acked)."""
+        if self._claimed is None:
+            self._claimed = (min(limit, len(self._events)), new_batch_key())
+        count, key = self._claimed
+        return self.peek(count), key
+
     def ack(self, count: int) -> None:
         """Drop the oldest ``count`` events."""
+        self._claimed = None
         for _ in range(count):
             self._events.popleft()
 
@@ -128,6 +157,7 @@ class DiskBuffer:
         self._read_segment = -1
         self._read_seq = self._acked  # sequence number of the next frame to read
         self._open_reader_at(self._acked)
+        self._claimed = self._read_batch()  # (count, key) of the batch in delivery
 
     # --- public API ----------------------------------------------------------------------
 
@@ -148,20 +178,30 @@ class DiskBuffer:
             self._cache.append(frame)
         return [data for _, data in self._cache[:limit]]
 
+    def claim(self, limit: int) -> tuple[list[bytes], str]:
+        """The next batch and its key; recorded durably in ``batch`` before it is returned.
+
+        A batch a previous run claimed and did not ack is claimed again as it was.
+        """
+        if self._claimed is None:
+            count = len(self.peek(limit))
+            key = new_batch_key()
+            _replace_durably(self.dir / "batch", b"%d %d %s\n" % (self._acked, count,
+                                                                  key.encode()))
+            self._claimed = (count, key)
+        count, key = self._claimed
+        return self.peek(count), key
+
     def ack(self, count: int) -> None:
         """Record ``count`` more events as delivered and drop fully delivered segments."""
+        self._claimed = None  # the ``batch`` file now names a delivered batch: ignored
         if count <= 0:
             return
         # The watermark follows sequence numbers, not counts, so events lost to a corrupt
         # segment (skipped by the reader) do not hold it back.
         self._acked = self._cache[count - 1][0] + 1
         del self._cache[:count]
-        tmp = self.dir / "acked.tmp"
-        with tmp.open("wb") as out:
-            out.write(b"%d\n" % self._acked)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(self.dir / "acked")
+        _replace_durably(self.dir / "acked", b"%d\n" % self._acked)
         while len(self._segments) > 1 and self._segments[1][0] <= self._acked:
             _, path = self._segments.pop(0)
             path.unlink(missing_ok=True)
@@ -194,6 +234,17 @@ class DiskBuffer:
             return 0
         except ValueError:
             raise ConfigError(f"{self.dir / 'acked'} is corrupt") from None
+
+    def _read_batch(self) -> tuple[int, str] | None:
+        """The unacked batch a last run claimed, if ``batch`` names one starting here."""
+        try:
+            first, count, key = (self.dir / "batch").read_text("ascii").split()
+            claimed = (int(first), int(count), key)
+        except (FileNotFoundError, ValueError, UnicodeDecodeError):
+            return None
+        if claimed[0] != self._acked or not 0 < claimed[1] <= len(self):
+            return None
+        return claimed[1], claimed[2]
 
     def _recover(self) -> list[tuple[int, Path]]:
         segments = sorted(
@@ -262,6 +313,16 @@ class DiskBuffer:
                 _log.error("auditseal buffer: %d events lost in a corrupt segment",
                            next_first - self._read_seq)
             self._open_reader_at(next_first)
+
+
+def _replace_durably(path: Path, data: bytes) -> None:
+    """Replace a small file atomically, its bytes fsynced first."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(path)
 
 
 def _read_one(src: BinaryIO) -> bytes | None:

@@ -10,6 +10,20 @@ service answered for it (sealed, or rejected as malformed). With ``buffer_dir`` 
 is the on-disk journal of :mod:`auditseal.client.buffer`, so events survive an outage of
 the service and a restart of the application; without it they are kept in memory.
 
+Retries seal nothing twice (docs/api.md, "Idempotent retries"): every batch carries a fresh
+random ``Idempotency-Key`` (32 hex digits) and every retry of that batch sends the same
+key, so when the service had sealed a batch and only its answer was lost, the retry is
+answered with the remembered answer instead of being sealed again. The on-disk buffer
+records the batch and its key before the first attempt, so a batch left unacknowledged by
+a crash or a restart of the application is sent again as the same batch under the same
+key. When a 413 splits a batch, the halves get their own keys, derived from the batch's
+(``KEY.0``, ``KEY.1``, and so on down), so a retry of the whole batch sends each half under
+its key again. 409 ``idempotency_key_in_flight`` is retried like a 503; a 422
+``idempotency_key_reused`` (a batch re-formed differently, after a corrupt buffer segment)
+sends the batch under a new key rather than drop it. The service remembers answers for a
+window (24 h by default): a batch retried after that, or a crash of the service between
+making the batch durable and remembering its answer, can still be sealed twice.
+
 Events are sent as elements of a JSON array, which the service seals byte for byte
 (docs/api.md: "Each event is sealed with its bytes exactly as received"); an event that
 is itself an Azure Monitor ``{"records": [...]}`` envelope is therefore sealed as one event.
@@ -18,20 +32,28 @@ is itself an Azure Monitor ``{"records": [...]}`` envelope is therefore sealed a
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from auditseal.client.buffer import DiskBuffer, EventQueue, MemoryQueue
+from auditseal.client.answers import (
+    Delivery,
+    Rejection,
+    Result,
+    error_code,
+    error_text,
+    results,
+    retry_after,
+    shift,
+)
+from auditseal.client.buffer import DiskBuffer, EventQueue, MemoryQueue, new_batch_key
 from auditseal.errors import ConfigError, FormatError, IngestError, StorageUnavailable
 from auditseal.ingest.records import validate_event
 
@@ -40,27 +62,7 @@ __all__ = ["AuditsealClient", "Delivery", "Rejection", "Result"]
 _log = logging.getLogger(__name__)
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _AUTH_STATUS = frozenset({401, 403})
-_MAX_RETRY_AFTER_S = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """An event the service sealed: its position in the batch, log index and leaf hash."""
-
-    item: int
-    index: int
-    leaf_hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """An event the service refused for good, and why (it will not be sent again)."""
-
-    item: int
-    reason: str
-
-
-Result = Delivery | Rejection
+_KEY_HEADER = "Idempotency-Key"
 
 
 class _Retry(Exception):
@@ -71,6 +73,10 @@ class _Retry(Exception):
 
 class _AuthRefused(_Retry):
     """401/403: retried slowly in the background, raised by the synchronous calls."""
+
+
+class _KeyReused(Exception):
+    """422 ``idempotency_key_reused``: the service knows the key with another body."""
 
 
 class _Closing(Exception):
@@ -217,7 +223,7 @@ class AuditsealClient:
         for number, data in enumerate(batch):
             if (reason := validate_event(data)) is not None:
                 raise IngestError(f"event {number} is not an audit event: {reason}")
-        return self._deliver(batch, max_retries=self.max_retries)
+        return self._deliver(batch, new_batch_key(), max_retries=self.max_retries)
 
     def receipt(self, index: int, wait_s: float = 0.0) -> str:
         """The receipt (C2SP tlog-proof text) of entry ``index`` from GET /v1/receipts.
@@ -240,7 +246,7 @@ class AuditsealClient:
             else:
                 if response.status_code == 200:
                     return response.text
-                problem = f"HTTP {response.status_code}: {_error_text(response)}"
+                problem = f"HTTP {response.status_code}: {error_text(response)}"
                 if response.status_code in _AUTH_STATUS:
                     raise ConfigError(f"receipt {index}: {problem}")
                 if response.status_code != 202 and response.status_code not in _RETRY_STATUS:
@@ -256,12 +262,13 @@ class AuditsealClient:
     def _run(self) -> None:
         while True:
             with self._cond:
-                batch = self._next_batch()
-                if batch is None:
+                claimed = self._next_batch()
+                if claimed is None:
                     return
                 self._queue.sync()
+            batch, key = claimed
             try:
-                results = self._deliver(batch, max_retries=None)
+                answered = self._deliver(batch, key, max_retries=None)
             except _Closing:
                 return
             with self._cond:
@@ -270,10 +277,10 @@ class AuditsealClient:
                     self._oldest_at = None
                 self._cond.notify_all()
             if self._on_result is not None:
-                for result in results:
+                for result in answered:
                     self._on_result(batch[result.item], result)
 
-    def _next_batch(self) -> list[bytes] | None:
+    def _next_batch(self) -> tuple[list[bytes], str] | None:
         """Wait (holding the condition) until a batch is due; None when closing and done."""
         while True:
             waiting = len(self._queue)
@@ -286,16 +293,23 @@ class AuditsealClient:
                 due = self._oldest_at + self.batch_max_age_s
                 if (waiting >= self.batch_max_events or closing or self._flush_requested
                         or time.monotonic() >= due):
-                    return self._queue.peek(self.batch_max_events)
+                    return self._queue.claim(self.batch_max_events)
                 self._cond.wait(max(0.0, due - time.monotonic()))
             else:
                 self._cond.wait()
 
-    def _deliver(self, batch: list[bytes], *, max_retries: int | None) -> list[Result]:
+    def _deliver(self, batch: list[bytes], key: str, *, max_retries: int | None
+                 ) -> list[Result]:
         attempt = 0
         while True:
             try:
-                return self._post(batch)
+                return self._post(batch, key)
+            except _KeyReused:
+                # Only a batch re-formed differently under its key gets here (a corrupt
+                # buffer segment): send it as new rather than drop audit events.
+                _log.warning("auditseal client: Idempotency-Key %s was used for another "
+                             "batch; sending this one under a new key", key)
+                key = new_batch_key()
             except _Retry as retry:
                 self.last_error = str(retry)
                 if max_retries is not None and isinstance(retry, _AuthRefused):
@@ -308,7 +322,7 @@ class AuditsealClient:
                 _log.debug("auditseal client: %s; retrying in %.2f s", retry, delay)
                 self._sleep(delay, interruptible=max_retries is None)
 
-    def _post(self, batch: list[bytes]) -> list[Result]:
+    def _post(self, batch: list[bytes], key: str) -> list[Result]:
         # NDJSON unless an event spans lines: ~6x faster to split than an array, same bytes.
         if any(b"\n" in event or b"\r" in event for event in batch):
             body, media = b"[" + b",".join(batch) + b"]", "application/json"
@@ -316,20 +330,25 @@ class AuditsealClient:
             body, media = b"\n".join(batch) + b"\n", "application/x-ndjson"
         try:
             response = self._http.post("/v1/events", content=body,
-                                       headers={"Content-Type": media})
+                                       headers={"Content-Type": media, _KEY_HEADER: key})
         except httpx.TransportError as exc:
             raise _Retry(f"cannot reach the service: {exc!r}") from None
         status = response.status_code
-        if status == 200 or (status == 400 and _code(response) == "no_valid_events"):
+        code = error_code(response) if status != 200 else None
+        if status == 200 or (status == 400 and code == "no_valid_events"):
             self.last_error = None
-            return _results(response, len(batch))
+            return results(response, len(batch))
         if status == 413 and len(batch) > 1:
+            # Each half has its own key, derived from the batch's, so that a retry of the
+            # whole batch (the second half failing) sends the first half under its key again.
             half = len(batch) // 2
-            first = self._post(batch[:half])
-            return first + [_shift(r, half) for r in self._post(batch[half:])]
-        problem = f"HTTP {status}: {_error_text(response)}"
-        if status in _RETRY_STATUS:
-            raise _Retry(problem, _retry_after(response))
+            first = self._post(batch[:half], key + ".0")
+            return first + [shift(r, half) for r in self._post(batch[half:], key + ".1")]
+        problem = f"HTTP {status}: {error_text(response)}"
+        if status in _RETRY_STATUS or code == "idempotency_key_in_flight":
+            raise _Retry(problem, retry_after(response))
+        if code == "idempotency_key_reused":
+            raise _KeyReused(problem)
         if status in _AUTH_STATUS:
             # Keep the events: a wrong or expired key is fixed by an operator, not by
             # dropping the audit trail. Retry slowly; send_now raises after max_retries.
@@ -339,7 +358,7 @@ class AuditsealClient:
         return [Rejection(item, problem) for item in range(len(batch))]
 
     def _backoff(self, attempt: int, response: httpx.Response | None = None) -> float:
-        if response is not None and (after := _retry_after(response)) is not None:
+        if response is not None and (after := retry_after(response)) is not None:
             return after
         cap = min(self.backoff_max_s, self.backoff_initial_s * 2.0 ** min(attempt, 30))
         # Equal jitter: at least half the cap, so clients spread out but still back off.
@@ -356,65 +375,3 @@ class AuditsealClient:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise _Closing
                 self._cond.wait(min(left, deadline - time.monotonic()) if deadline else left)
-
-
-def _results(response: httpx.Response, size: int) -> list[Result]:
-    try:
-        body = response.json()
-        results: list[Result] = [Delivery(int(e["item"]), int(e["index"]), str(e["leaf_hash"]))
-                                 for e in body.get("entries", ())]
-        results += [Rejection(int(e["item"]), str(e.get("reason", "rejected")))
-                    for e in body.get("errors", ())]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        problem = f"unreadable answer from the service: {exc!r}"
-    else:
-        if sorted(r.item for r in results) == list(range(size)):
-            return sorted(results, key=lambda r: r.item)
-        problem = f"the service answered for {len(results)} of {size} events"
-    # The service took the batch (it answered 200/400): sending it again could seal the
-    # events twice, so they are reported, not retried.
-    _log.error("auditseal client: %s", problem)
-    return [Rejection(item, problem) for item in range(size)]
-
-
-def _shift(result: Result, offset: int) -> Result:
-    if isinstance(result, Delivery):
-        return Delivery(result.item + offset, result.index, result.leaf_hash)
-    return Rejection(result.item + offset, result.reason)
-
-
-def _code(response: httpx.Response) -> str | None:
-    try:
-        code = response.json()["error"]["code"]
-    except (ValueError, KeyError, TypeError):
-        return "no_valid_events" if _has_errors(response) else None
-    return str(code)
-
-
-def _has_errors(response: httpx.Response) -> bool:
-    try:
-        return isinstance(response.json().get("errors"), list)
-    except (ValueError, AttributeError):
-        return False
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return response.reason_phrase or f"HTTP {response.status_code}"
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_S)
