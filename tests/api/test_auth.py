@@ -33,6 +33,9 @@ ROLES = ["ingest", "reader", "auditor", "admin"]
 def test_role_matrix(api: Api, method: str, path: str, body: bytes | None,
                      allowed: set[str]) -> None:
     headers = {"Content-Type": "application/json"}
+    with api.client("ingest", **headers) as ingest:  # entry 0 and a second checkpoint exist,
+        assert ingest.post("/v1/events", content=EVENT).status_code == 200  # in any order
+    api.wait_sealed()
     for role in ROLES:
         with api.client(role, **headers) as client:
             answer = client.request(method, path, content=body)
