@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 from array import array
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,20 +176,21 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in text.split()]
 
 
-def _follower_cpu_s(pid: int) -> float:
+def _over_children(pid: int, measure: Callable[[int], float]) -> float:
+    """``measure`` summed over the server's children (one that just exited counts 0)."""
     total = 0.0
     for child in _children(pid):
         with contextlib.suppress(OSError):
-            total += _cpu_s(child)
+            total += measure(child)
     return total
+
+
+def _follower_cpu_s(pid: int) -> float:
+    return _over_children(pid, _cpu_s)
 
 
 def _follower_rss_mb(pid: int) -> float:
-    total = 0.0
-    for child in _children(pid):
-        with contextlib.suppress(OSError):
-            total += _rss_mb(child)
-    return total
+    return _over_children(pid, _rss_mb)
 
 
 # -- the load -----------------------------------------------------------------------------

@@ -121,17 +121,20 @@ def test_behind_a_backlog_rounds_alternate_and_a_search_waits_one_batch(
     child = follower._Child(theirs, follower.FollowerConfig(
         spec=str(log.root), interval_s=0.05, index=True, alerts=True, rules_paths=(),
         builtin_rules=True, suppress_window_s=600.0, alerted=0))
-    assert child._feed_index() is True  # a round's share, then it yields
+    checkpoint = latest_checkpoint(log)
+    assert checkpoint is not None
+    assert child._feed_index(checkpoint) is True  # a round's share, then it yields
     assert [m[1] for m in _drain(ours) if m[0] == "indexed"] == [128, 256]
-    assert child._feed_alerts(child._engine()) is True  # alerting gets its turn meanwhile
+    # alerting gets its turn meanwhile
+    assert child._feed_alerts(child._engine(), checkpoint) is True
     assert child.alerted == 300
     fired = [m for m in _drain(ours) if m[0] == "alerts"]
     assert fired[-1][1] == 300
     assert fired[0][2]  # the first record is the one listing keys: it fires
     child.search_waiting.set()  # a search is waiting for the index: one batch, then yield
-    assert child._feed_index() is True
+    assert child._feed_index(checkpoint) is True
     assert [m[1] for m in _drain(ours) if m[0] == "indexed"] == [384]
     child.search_waiting.clear()
-    while child._feed_index():
+    while child._feed_index(checkpoint):
         pass
     assert [m[1] for m in _drain(ours) if m[0] == "indexed"][-1] == 1000

@@ -44,6 +44,7 @@ from auditseal.errors import FormatError
 
 if TYPE_CHECKING:
     from auditseal.alerts import AlertEngine
+    from auditseal.core.checkpoint import VerifiedCheckpoint
     from auditseal.index import Searcher
     from auditseal.log.local import LocalLog
 
@@ -164,6 +165,8 @@ class _Child:
             self.searcher = None
 
     def _follow(self) -> None:
+        from auditseal.log.local import latest_checkpoint
+
         engine: AlertEngine | None = None
         behind = False
         while not self.stop.wait(0 if behind else self.config.interval_s):
@@ -172,11 +175,14 @@ class _Child:
                     self.reload.clear()
                     engine = None
                 behind = False
+                checkpoint = latest_checkpoint(self.log)  # one head read for both feeds
+                if checkpoint is None:
+                    continue
                 if self.config.index:
-                    behind = self._feed_index()
+                    behind = self._feed_index(checkpoint)
                 if self.config.alerts:
                     engine = engine or self._engine()
-                    behind = self._feed_alerts(engine) or behind
+                    behind = self._feed_alerts(engine, checkpoint) or behind
                 self.send(("error", None))
             except Exception as exc:
                 text = str(exc) or type(exc).__name__
@@ -191,15 +197,10 @@ class _Child:
                             builtin=self.config.builtin_rules,
                             suppress_window_s=self.config.suppress_window_s)
 
-    def _feed_index(self) -> bool:
+    def _feed_index(self, checkpoint: VerifiedCheckpoint) -> bool:
         """Feed up to :data:`INDEX_ROUND` entries; whether the index is still behind."""
         from auditseal.index import update_index
         from auditseal.index.duckdb_index import DEFAULT_BATCH
-        from auditseal.log.local import latest_checkpoint
-
-        checkpoint = latest_checkpoint(self.log)
-        if checkpoint is None:
-            return False
 
         def progress(done: int, total: int) -> None:
             self.send(("indexed", checkpoint.size - total + done))
@@ -217,17 +218,13 @@ class _Child:
         self.send(("indexed", update.end))
         return False
 
-    def _feed_alerts(self, engine: AlertEngine) -> bool:
+    def _feed_alerts(self, engine: AlertEngine, checkpoint: VerifiedCheckpoint) -> bool:
         """Evaluate up to :data:`ALERT_ROUND` entries; whether alerting is still behind."""
         import orjson
 
         from auditseal.core.entry import decode_entry
         from auditseal.index.duckdb_index import log_reader
-        from auditseal.log.local import latest_checkpoint
 
-        checkpoint = latest_checkpoint(self.log)
-        if checkpoint is None:
-            return False
         reader = log_reader(self.log, checkpoint)
         last = min(checkpoint.size, self.alerted + ALERT_ROUND)
         while self.alerted < last and not self.stop.is_set():

@@ -9,6 +9,7 @@ alerting got), and restarts a child that died.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import threading
@@ -63,7 +64,7 @@ class FollowerProcess:
     def start(self) -> None:
         """Spawn the child and the thread that receives from it."""
         ours, theirs = self._context.Pipe()
-        config = FollowerConfig(**{**self.config.__dict__, "alerted": self.alerted})
+        config = dataclasses.replace(self.config, alerted=self.alerted)
         self._process = self._context.Process(target=child_main, args=(theirs, config),
                                               name="auditseal-follower", daemon=True)
         self._process.start()
@@ -118,14 +119,10 @@ class FollowerProcess:
             self._pending.pop(query_id, None)
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        self._ensure_running()
-        assert self._conn is not None
+        if self._conn is None or self._stopping:
+            raise StorageUnavailable("the search index is not running")
         with self._send_lock:
             self._conn.send(message)
-
-    def _ensure_running(self) -> None:
-        if self._process is None or self._stopping:
-            raise StorageUnavailable("the search index is not running")
 
     def _receive(self, conn: Connection) -> None:
         while True:
