@@ -5,9 +5,13 @@ distinct leaf hashes ``sha256(i as 8 bytes)``; proofs need no entry bundles) and
 as files with ``FilesystemObjectStore(fsync=False, set_immutable=False)``. Then, over
 the same random indexes:
 
-- *cold*: a fresh ``TileNodeReader`` (1-tile cache) per proof, so every tile a proof
-  needs is read from the file system and decoded (the page cache is warm: the files
-  were just written);
+- *cold*: what ``auditseal prove`` and the service do for a proof against a checkpoint
+  they have not read before: a fresh ``LogReader`` (1-tile cache) per proof, given the
+  edge hint the writer leaves (``log.edge_hint``: read from its file and checked against
+  the root each time), so every tile a proof needs is read from the file system and
+  hashed (the page cache is warm: the files were just written);
+- *cold, tiles only*: the same without the edge hint (a log fetched from a static web
+  server, or one whose hint is lost): the right edge's partial tiles are read and hashed;
 - *cached*: one reader with a cache big enough for every tile, warmed first;
 - *verify*: ``verify_inclusion`` of each proof against the tree's root.
 
@@ -25,9 +29,12 @@ from pathlib import Path
 
 import pymerkle
 
+from auditseal.core.checkpoint import Checkpoint, VerifiedCheckpoint
 from auditseal.core.proofs import inclusion_proof, verify_inclusion
 from auditseal.core.tiles import TileId
 from auditseal.core.tiletree import TileNodeReader, TileWriter
+from auditseal.log.edge_hint import load_edge_hint, save_edge_hint
+from auditseal.log.reader import LogReader
 from auditseal.storage import FilesystemObjectStore
 from bench.data import Profile, Result, percentile, print_table, scratch_dir
 
@@ -40,14 +47,15 @@ def _leaf(i: int) -> bytes:
     return hashlib.sha256(i.to_bytes(8, "big")).digest()
 
 
-def build_tiles(store: FilesystemObjectStore, size: int) -> bytes:
-    """Store every hash tile of a tree of ``size`` leaves; returns its root."""
+def build_tiles(store: FilesystemObjectStore, size: int, hint: Path) -> bytes:
+    """Store every hash tile of a tree of ``size`` leaves and its edge hint; returns its root."""
     tiles = TileWriter()
     append, sha = tiles.append, hashlib.sha256
     for start in range(0, size, FLUSH_EVERY):
         for i in range(start, min(size, start + FLUSH_EVERY)):
             append(sha(i.to_bytes(8, "big")).digest())
         store.create_many([(tile.path, data) for tile, data in tiles.flush()])
+    save_edge_hint(hint, size, tiles.compact_range)
     return tiles.root()
 
 
@@ -65,14 +73,20 @@ def _time_each(indexes: list[int], prove: Callable[[int], object]) -> list[float
 def measure_tiles(root_dir: Path, size: int, indexes: list[int]) -> dict[str, list[float]]:
     """Build the tiles and time cold proofs, cached proofs and verification (us each)."""
     store = FilesystemObjectStore(root_dir, fsync=False, set_immutable=False)
+    hint = root_dir.parent / "edge-hint.json"
     started = time.perf_counter()
-    root = build_tiles(store, size)
+    root = build_tiles(store, size, hint)
     print(f"  built the hash tiles of {size:,} leaves in {time.perf_counter() - started:.1f} s")
+    checkpoint = VerifiedCheckpoint(Checkpoint("bench/proofs", size, root), b"", ("bench",))
 
     def read_tile(tile: TileId) -> bytes:
         return store.read(tile.path)
 
     def cold(index: int) -> list[bytes]:
+        reader = LogReader(store, checkpoint, cache_tiles=1, edge=load_edge_hint(hint, size))
+        return reader.inclusion_proof(index)
+
+    def cold_tiles_only(index: int) -> list[bytes]:
         return inclusion_proof(index, size, TileNodeReader(size, read_tile, cache_tiles=1))
 
     cached_reader = TileNodeReader(size, read_tile, cache_tiles=1 << 20)
@@ -85,10 +99,12 @@ def measure_tiles(root_dir: Path, size: int, indexes: list[int]) -> dict[str, li
         verify_inclusion(_leaf(index), index, size, proofs[index], root)
 
     cold_us = _time_each(indexes, cold)
+    tiles_only_us = _time_each(indexes, cold_tiles_only)
     cached_us = _time_each(indexes, cached)
     verify_us = _time_each(indexes, verify)
-    assert all(cold(i) == proofs[i] for i in indexes[:50])
-    return {"cold": cold_us, "cached": cached_us, "verify": verify_us}
+    assert all(cold(i) == cold_tiles_only(i) == proofs[i] for i in indexes[:50])
+    return {"cold": cold_us, "cold_tiles_only": tiles_only_us, "cached": cached_us,
+            "verify": verify_us}
 
 
 def measure_pymerkle(size: int, samples: int, seed: int) -> dict[str, list[float]]:
@@ -129,6 +145,8 @@ def run(profile: Profile) -> list[Result]:
         ["what", "mean", "p50", "p99"],
         [
             stats(f"auditseal, {size:,} leaves, cold from storage", ours["cold"]),
+            stats(f"auditseal, {size:,} leaves, cold, tiles only (no edge hint)",
+                  ours["cold_tiles_only"]),
             stats(f"auditseal, {size:,} leaves, tiles cached", ours["cached"]),
             stats(f"auditseal, {size:,} leaves, verify_inclusion", ours["verify"]),
             stats(f"pymerkle InmemoryTree, {peer_size:,} leaves, prove_inclusion",

@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from auditseal.core.hashing import leaf_hash
-from auditseal.core.merkle import root_from_leaf_hashes, tree_root
+from auditseal.core.merkle import CompactRange, perfect_subtrees, root_from_leaf_hashes, tree_root
 from auditseal.core.proofs import (
     consistency_proof,
     inclusion_proof,
@@ -451,3 +451,38 @@ def test_node_reader_rejects_tile_of_wrong_width() -> None:
     reader = TileNodeReader(70_000, lambda tile: b"\x00" * 32)
     with pytest.raises(FormatError, match="expected 256"):
         reader([(0, 0)])
+
+
+def test_known_nodes_spare_the_right_edge_partial_tiles() -> None:
+    """Given the compact range, proofs left of the edge read only full tiles, and are equal."""
+    size = 70_000
+    edge = CompactRange()
+    edge.extend(LEAVES[:size])
+    assert edge.root() == ROOTS[size]
+    plain_calls: list[TileId] = []
+    hinted_calls: list[TileId] = []
+    rng = random.Random(7)
+    for index in [0, 65_535, *(rng.randrange(65_536) for _ in range(30))]:
+        plain = inclusion_proof(index, size, TileNodeReader(size, counting_reader(plain_calls)))
+        hinted = inclusion_proof(index, size, TileNodeReader(
+            size, counting_reader(hinted_calls), known=edge.nodes()))
+        assert hinted == plain
+        verify_inclusion(LEAVES[index], index, size, hinted, ROOTS[size])
+    assert any(tile.width < 256 for tile in plain_calls)  # the edge costs partial tiles ...
+    assert all(tile.width == 256 for tile in hinted_calls)  # ... which the hint spares
+    for index in (65_536, 69_999):  # on the edge itself, proofs still agree
+        reader = TileNodeReader(size, STORE.__getitem__, known=edge.nodes())
+        proof = inclusion_proof(index, size, reader)
+        assert proof == inclusion_proof(index, size, TileNodeReader(size, STORE.__getitem__))
+    for old in (1, 700, 65_536):
+        hinted_consistency = consistency_proof(
+            old, size, TileNodeReader(size, STORE.__getitem__, known=edge.nodes()))
+        verify_consistency(old, size, ROOTS[old], ROOTS[size], hinted_consistency)
+
+
+def test_writer_compact_range_is_the_edge_of_its_tree() -> None:
+    writer = TileWriter()
+    writer.extend(LEAVES[:70_000])
+    assert writer.compact_range == tuple(
+        root_from_leaf_hashes(LEAVES[i << level : (i + 1) << level])
+        for level, i in perfect_subtrees(0, 70_000))

@@ -161,7 +161,8 @@ class AuditService:
         latest = self.checkpoint
         reader = self._reader
         if reader is None or reader.checkpoint is not latest:
-            reader = self._reader = LogReader(self.source, latest)
+            reader = self._reader = LogReader(self.source, latest,
+                                              edge=self.log.edge_hint(latest))
         return reader
 
     def checkpoint_at(self, size: int) -> VerifiedCheckpoint | None:

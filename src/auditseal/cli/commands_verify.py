@@ -148,7 +148,7 @@ def run_prove(args: argparse.Namespace) -> int:
     checkpoint = latest_checkpoint(log)
     if checkpoint is None:
         raise ConfigError(f"{args.log} has no checkpoint yet")
-    reader = LogReader(log_source(log)[0], checkpoint)
+    reader = LogReader(log_source(log)[0], checkpoint, edge=log.edge_hint(checkpoint))
     try:
         if args.index is not None:
             sys.stdout.buffer.write(

@@ -225,3 +225,7 @@ class CompactRange:
         if not self._hashes:
             return EMPTY_ROOT
         return fold_right(self._hashes)
+
+    def nodes(self) -> dict[tuple[int, int], bytes]:
+        """The hashes keyed by node id: ``perfect_subtrees(0, size)`` zipped with them."""
+        return dict(zip(perfect_subtrees(0, self._size), self._hashes, strict=True))

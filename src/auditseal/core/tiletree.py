@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import overload
 
 from auditseal.core.hashing import HASH_SIZE, NODE_PREFIX
@@ -157,6 +157,11 @@ class TileWriter:
         """MTH of the tree so far."""
         return CompactRange(self._size, self._stack).root()
 
+    @property
+    def compact_range(self) -> tuple[bytes, ...]:
+        """Roots of ``perfect_subtrees(0, size)``, left to right: the tree's right edge."""
+        return tuple(self._stack)
+
     def flush(self) -> list[tuple[TileId, bytes]]:
         """Return the encoded hash tiles that changed since the last flush, sorted.
 
@@ -189,7 +194,8 @@ class TileNodeReader:
     """
 
     def __init__(
-        self, size: int, read_tile: Callable[[TileId], bytes], cache_tiles: int = 64
+        self, size: int, read_tile: Callable[[TileId], bytes], cache_tiles: int = 64,
+        known: Mapping[tuple[int, int], bytes] | None = None,
     ) -> None:
         """Read the tiles of the tree of ``size`` through ``read_tile``.
 
@@ -197,7 +203,11 @@ class TileNodeReader:
             size: tree size whose tiles (including partial ones) exist in storage.
             read_tile: returns the stored bytes of one tile.
             cache_tiles: how many decoded tiles to keep (least recently used goes first).
+            known: node hashes the caller already has and has checked, answered without
+                reading a tile: the tree's compact range (``CompactRange.nodes``) spares a
+                proof the right edge's partial tiles, a third of a cold proof's hashing.
         """
+        self._known = known or {}
         self._size = size
         self._read_tile = read_tile
         self._cache_tiles = max(cache_tiles, 1)
@@ -253,7 +263,7 @@ class TileNodeReader:
             FormatError: a stored tile does not decode to the expected width.
         """
         out: list[bytes] = []
-        cache, edges, size = self._cache, self._edges, self._size
+        cache, edges, size, known = self._cache, self._edges, self._size, self._known
         # The tiles of this request, whatever the cache keeps: a proof's nodes alternate
         # between tiles, and a small cache would otherwise read and hash each one again
         # (5.4 tile reads per cold proof at 1 M leaves instead of 3).
@@ -261,6 +271,11 @@ class TileNodeReader:
         for level, index in nodes:  # hot loop of cached proofs: kept to plain operations
             if level < 0 or index < 0 or (index + 1) << level > size:
                 raise ValueError(f"node ({level}, {index}) is not in a tree of size {size}")
+            if known:
+                hash_ = known.get((level, index))
+                if hash_ is not None:
+                    out.append(hash_)
+                    continue
             tile_level, sub = level >> 3, level & 7  # TILE_HEIGHT == 8
             first = index << sub  # first stored hash of tile level, global index
             n = first >> TILE_HEIGHT

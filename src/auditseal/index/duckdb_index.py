@@ -150,7 +150,7 @@ def log_reader(log: LocalLog, checkpoint: VerifiedCheckpoint | None = None) -> L
     if checkpoint is None:
         raise ConfigError(f"{log.name} has no checkpoint yet")
     source: LogSource = DirectorySource(log.root) if log.remote is None else log.object_store()
-    return LogReader(source, checkpoint)
+    return LogReader(source, checkpoint, edge=log.edge_hint(checkpoint))
 
 
 @contextmanager

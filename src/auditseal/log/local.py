@@ -12,6 +12,7 @@ state folder instead of ``DIR/.auditseal``. A local log directory looks like thi
         signing.key               Ed25519 note key (Go note format), mode 0600
         journal/                  write-ahead journal of acknowledged, unsealed entries
         lock                      the writer lock
+        edge-hint.json            the latest tree's right edge, to spare proofs hashing it
         tmp/                      temporary files of create-if-absent writes
 """
 
@@ -31,6 +32,7 @@ from auditseal.core.checkpoint import VerifiedCheckpoint
 from auditseal.core.layout import HEAD_KEY
 from auditseal.core.notekeys import NoteSigner, NoteVerifier, generate_key
 from auditseal.errors import ConfigError, FormatError
+from auditseal.log.edge_hint import EDGE_HINT_NAME, load_edge_hint
 from auditseal.log.head import load_head
 from auditseal.log.location import RemoteStorage, resolve
 from auditseal.log.writer import LogWriter
@@ -66,6 +68,15 @@ class LocalLog:
     def name(self) -> str:
         """How to name this log to a person."""
         return self.remote.describe() if self.remote is not None else str(self.root)
+
+    @property
+    def edge_hint_path(self) -> Path:
+        """Where the writer leaves the latest tree's compact range (``log.edge_hint``)."""
+        return self.state / EDGE_HINT_NAME
+
+    def edge_hint(self, checkpoint: VerifiedCheckpoint) -> tuple[bytes, ...] | None:
+        """The compact range left for ``checkpoint``'s size, if any (checked by the reader)."""
+        return load_edge_hint(self.edge_hint_path, checkpoint.size)
 
     @property
     def signing_key_path(self) -> Path:
@@ -198,6 +209,7 @@ def open_writer(
             verifier=log.verifier(),
             origin=log.origin,
             journal_dir=log.state / "journal",
+            edge_hint=log.edge_hint_path,
             clock=clock or SystemClock(),
             config=config,
         )

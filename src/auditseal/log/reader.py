@@ -6,26 +6,32 @@ tiles, so they cost the same at ten entries or ten million and need nothing in m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from auditseal.core.checkpoint import VerifiedCheckpoint
 from auditseal.core.proofs import consistency_proof, inclusion_proof
 from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle
 from auditseal.core.tiletree import TileNodeReader
 from auditseal.core.tlogproof import TlogProof
+from auditseal.log.edge_hint import edge_nodes
 from auditseal.verify.source import LogSource
 
 
 class LogReader:
     """Read-only view of a log at one verified checkpoint."""
 
-    def __init__(self, source: LogSource, checkpoint: VerifiedCheckpoint, cache_tiles: int = 64
-                 ) -> None:
-        """Serve reads and proofs for the tree of ``checkpoint``."""
+    def __init__(self, source: LogSource, checkpoint: VerifiedCheckpoint, cache_tiles: int = 64,
+                 edge: Sequence[bytes] | None = None) -> None:
+        """Serve reads and proofs for the tree of ``checkpoint``.
+
+        ``edge``: the tree's compact range if known (``LocalLog.edge_hint``); used only if it
+        folds to the checkpoint's root, it spares proofs the right edge's partial tiles.
+        """
         self.source = source
         self.checkpoint = checkpoint
         self._nodes = TileNodeReader(
-            checkpoint.size, lambda tile: source.read(tile.path), cache_tiles=cache_tiles
+            checkpoint.size, lambda tile: source.read(tile.path), cache_tiles=cache_tiles,
+            known=edge_nodes(checkpoint, edge),
         )
 
     @property

@@ -31,6 +31,7 @@ from auditseal.core.notekeys import NoteSigner, NoteVerifier
 from auditseal.errors import EntryMismatch, OverloadError, StorageError
 from auditseal.log.adopt import orphan_entries
 from auditseal.log.edge import TreeEdge
+from auditseal.log.edge_hint import save_edge_hint
 from auditseal.log.head import load_head, swap_head
 from auditseal.log.journal import Journal
 from auditseal.log.publisher import BackgroundPublisher
@@ -61,6 +62,7 @@ class LogWriter:
         origin: str,
         journal_dir: Path,
         clock: Clock,
+        edge_hint: Path | None = None,
         config: WriterConfig | None = None,
     ) -> None:
         """Prepare a writer; call ``open`` before use (it recovers from any crash)."""
@@ -71,6 +73,7 @@ class LogWriter:
         self._verifier = verifier
         self.origin = origin
         self._clock = clock
+        self._edge_hint = edge_hint
         self._journal = Journal(
             journal_dir, fsync=self.config.fsync, segment_bytes=self.config.journal_segment_bytes
         )
@@ -108,6 +111,7 @@ class LogWriter:
             size = self.checkpoint.size
             self._store.create(history_key(size), self.checkpoint.note_bytes)
             self._sealed = TreeEdge.resume(size, self._store.read)
+            self._leave_edge_hint()  # a log sealed before hints, or a hint lost
         recovery = self._journal.recover(size)
         self.recovered_entries = len(recovery.pending)
         self.torn_bytes = recovery.torn_bytes
@@ -370,7 +374,13 @@ class LogWriter:
         )
         self._sealed = edge
         self._journal.release(edge.size)
+        self._leave_edge_hint()
         return self.checkpoint
+
+    def _leave_edge_hint(self) -> None:
+        """Leave the sealed tree's compact range for proofs (``log.edge_hint``)."""
+        if self._edge_hint is not None and self._sealed is not None:
+            save_edge_hint(self._edge_hint, self._sealed.size, self._sealed.tiles.compact_range)
 
     # -- background publisher --------------------------------------------------------------
 
