@@ -9,11 +9,13 @@ closures doing only that shape's work (same result as the general method, one ca
 * a field equal to one of N strings: one C-level ``isdisjoint`` of the value set with the
   field's lower-cased values (null never equals a string);
 * a field containing one of N strings: ``in`` over each lower-cased value;
-* a keyword list (no field): one regex alternation of the escaped strings over the
-  record's lower-cased text, scanning it once instead of once per string (a match of any
-  alternative at any position is exactly "one of them occurs").
+* a keyword list (no field): the keywords the record's lower-cased text holds, found for
+  every rule in one scan (:mod:`auditseal.alerts.keywords`).
 
-Detections linking such checks with AND or OR become one closure over a tuple of checks.
+Detections linking such checks with AND or OR become one closure over a tuple of checks; an
+AND tries the cheap checks first (a field read at one path before a merged field such as
+``Status`` or a keyword search: the result of an AND of side-effect-free checks does not
+depend on their order, only its cost does).
 Any other shape keeps the general matcher.
 """
 
@@ -23,6 +25,7 @@ import re
 from collections.abc import Callable
 
 from auditseal.alerts.fields import EventView
+from auditseal.alerts.keywords import KEYWORDS
 from auditseal.alerts.matcher import DetectionMatcher, ItemMatcher
 
 __all__ = ["detection_check", "item_check"]
@@ -57,19 +60,38 @@ def item_check(item: ItemMatcher) -> Check:
 
 
 def _keyword_check(item: ItemMatcher) -> Check:
-    """Keywords searched in the record's lower-cased JSON text."""
+    """Keywords searched in the record's lower-cased JSON text.
+
+    Through the shared scan of every rule's keywords (:mod:`auditseal.alerts.keywords`);
+    the item's own scan only when the shared one may have missed one of them.
+    """
     contains = item.contains
     if len(contains) == 1:
         needle = contains[0]
-        return lambda view: needle in view.text()
-    search = re.compile("|".join(map(re.escape, contains))).search
-    return lambda view: search(view.text()) is not None
+        alone: Check = lambda view: needle in view.text()  # noqa: E731
+    else:
+        search = re.compile("|".join(map(re.escape, contains))).search
+        alone = lambda view: search(view.text()) is not None  # noqa: E731
+    if "" in contains:
+        return alone
+    needles = frozenset(contains)
+    KEYWORDS.register(contains)
+
+    def shared(view: EventView) -> bool:
+        if not needles.isdisjoint(view.keywords()):
+            return True
+        return not KEYWORDS.hideable.isdisjoint(needles) and alone(view)
+
+    return shared
 
 
 def detection_check(detection: DetectionMatcher) -> Check:
     """The leanest check equivalent to ``detection(view)``."""
+    parts = detection.parts
+    if detection.conjunction:  # cheap items first: AND of pure checks, in any order
+        parts = sorted(parts, key=_cost)
     checks = tuple(item_check(part) if isinstance(part, ItemMatcher) else detection_check(part)
-                   for part in detection.parts)
+                   for part in parts)
     if len(checks) == 1:
         return checks[0]
     if detection.conjunction:
@@ -89,3 +111,13 @@ def detection_check(detection: DetectionMatcher) -> Check:
         return False
 
     return some
+
+
+def _cost(part: ItemMatcher | DetectionMatcher) -> int:
+    """A rough rank of what a part costs per record: a field read at one path first, then
+    nested detections, then merged or derived fields (``Status``) and keyword searches."""
+    if isinstance(part, DetectionMatcher):
+        return 1
+    if part.field is None or not part.field.first_of:
+        return 2
+    return 0 if not part.tests else 1

@@ -214,12 +214,14 @@ class NewValueState:
         if not values or values[0] is None:
             return None
         value = values[0]
-        group = tuple((name, _first_text(view, ref)) for name, ref in self._group)
-        seen = self._seen.setdefault(group, set())
-        new = bool(seen) and value not in seen
-        seen.add(value)
-        if not new:
+        group = tuple([(name, _first_text(view, ref)) for name, ref in self._group])
+        seen = self._seen.get(group)
+        if seen is None:  # a group's first value is not new: it has no history yet
+            self._seen[group] = {value}
             return None
+        if value in seen:
+            return None
+        seen.add(value)
         return Fired(self.rule_id, (*group, (self._field.name, value)), (index,), 1.0, when_s,
                      when_s)
 

@@ -12,9 +12,11 @@ Per record the engine (why it stays within microseconds with hundreds of rules):
    rules of other logs are never looked at;
 2. looks up the record's value of each *gate* field (``operationName`` for most Azure
    rules) in a dict from value to the rules that need it; only those, and the few rules
-   without a gate, are evaluated (:mod:`auditseal.alerts.gates`). Every field the log's
-   rules read is found in one walk of the record, planned once per key shape
-   (:mod:`auditseal.alerts.resolver`), and shared by all rules;
+   without a gate, are evaluated (:mod:`auditseal.alerts.gates`), the lookups memoized per
+   combination of values, with the verdicts of the rules that read nothing else
+   (:mod:`auditseal.alerts.selection`). Every field the log's rules read is found in one
+   walk of the record, planned once per key shape (:mod:`auditseal.alerts.resolver`), and
+   shared by all rules; so are the keywords its text holds (:mod:`auditseal.alerts.keywords`);
 3. feeds matches to correlations and new-value rules, and suppresses an alert whose rule
    and group key (the caller for single-event rules, the ``group-by`` values for
    correlations) fired less than ``suppress_window_s`` before, in event time.
@@ -41,6 +43,7 @@ from auditseal.alerts.fields import (
 from auditseal.alerts.gates import index_rules, programs, tables
 from auditseal.alerts.matcher import Hit
 from auditseal.alerts.screen import Screen
+from auditseal.alerts.selection import Plan, Selector
 from auditseal.alerts.sigma import CompiledRule, RuleSet
 from auditseal.core.entry import decode_entry
 from auditseal.errors import FormatError
@@ -125,6 +128,7 @@ class AlertEngine:
         self.stats = EngineStats()
         self._order = {id(rule): i for i, rule in enumerate(rules.rules)}
         self._screen = Screen([rule.needles for rule in rules.rules])
+        self._byte_screen = self.config.byte_screen
         self._buckets = index_rules(rules.rules)
         self._unscreened = index_rules([rules.rules[p] for p in sorted(self._screen.unscreened)])
         self._tables = {  # each log's gateless rules in rule order: no sorting per record
@@ -132,6 +136,9 @@ class AlertEngine:
                 table.always, key=lambda rule: self._order[id(rule)])))
             for service, table in tables(self._buckets, programs(
                 rules.rules, TIME_READS | _CALLER.reads)).items()}
+        self._selectors = {service: Selector(table, self._order)
+                           for service, table in self._tables.items()}
+        self._no_log = self._selectors[None]  # records of no log we know of
         self._correlations: dict[str, list[CorrelationState]] = {}
         self._states = [CorrelationState(spec) for spec in rules.correlations]
         self._closing = [state for state in self._states if state.spec.op in ("lt", "lte")]
@@ -140,6 +147,10 @@ class AlertEngine:
                 self._correlations.setdefault(rule_id, []).append(state)
         self._new_values = {rule.id: NewValueState(rule.id, rule.new_value)
                             for rule in rules.rules if rule.new_value is not None}
+        self._after = {  # per rule: what a match leads to, looked up once
+            id(rule): (rule.generate and rule.new_value is None, self._new_values.get(rule.id),
+                       tuple(self._correlations.get(rule.id, ())))
+            for rule in rules.rules}
         self._titles = {spec.id: spec for spec in rules.correlations}
         self._by_id = {rule.id: rule for rule in rules.rules}
         self._last_fired: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
@@ -152,8 +163,9 @@ class AlertEngine:
         those hits and only the rules the screen cannot judge go through the gate index.
         """
         if hits is None:
-            view.prefetch((self._tables.get(view.service) or self._tables[None]).program)
-            return list(self._gated(view))
+            selector = self._selectors.get(view.service) or self._selectors[None]
+            view.prefetch(selector.program)
+            return [rule for rule, _ in selector.select(view)]
         found: list[CompiledRule] = []
         buckets = self._buckets
         if hits is not None:
@@ -181,59 +193,6 @@ class AlertEngine:
             found = [unique[position] for position in sorted(unique)]
         return found
 
-    def _gated(self, view: EventView) -> list[CompiledRule] | tuple[CompiledRule, ...]:
-        """:meth:`candidates` without the screen, once ``view`` walked its log's program.
-
-        Allocates only when several gates (or values) contribute: one contribution is
-        already in rule order and free of repeats.
-        """
-        table = self._tables.get(view.service) or self._tables[None]
-        found: list[CompiledRule] | tuple[CompiledRule, ...] = table.always
-        many = False
-        reached = view.reached
-        memo = view.memo_lowered
-        for ref, first_of, by_value, affixes in table.gates:
-            if first_of:
-                # The first candidate path that reaches anything gives the field's values
-                # (the program walked them all): one string there is one lower() away.
-                for pid in first_of:
-                    nodes = reached.get(pid)
-                    if nodes is not None:
-                        break
-                else:
-                    continue  # absent: no value to look up
-                if len(nodes) == 1 and type(nodes[0]) is str:
-                    value = nodes[0].lower()
-                    rules = by_value.get(value)
-                    if rules is not None:
-                        memo[ref.key] = (value,)  # the rules found will read it again
-                        if found:
-                            found = [*found, *rules]
-                            many = True
-                        else:
-                            found = rules
-                    for prefixes, suffixes, rule in affixes:
-                        if value.startswith(prefixes) or value.endswith(suffixes):
-                            found = [*found, rule]
-                            many = True
-                    continue
-            for each in view.lowered(ref):
-                if each is None:
-                    continue
-                rules = by_value.get(each)
-                if rules is not None:
-                    found = [*found, *rules]
-                    many = True
-                for prefixes, suffixes, rule in affixes:
-                    if each.startswith(prefixes) or each.endswith(suffixes):
-                        found = [*found, rule]
-                        many = True
-        if many and len(found) > 1:  # a rule may be reached twice (list values): rule order
-            order = self._order
-            unique = {order[id(rule)]: rule for rule in found}
-            found = [unique[position] for position in sorted(unique)]
-        return found
-
     def process(self, index: int, event: bytes | Mapping[str, Any],
                 received: datetime | None = None) -> list[Alert]:
         """Evaluate one sealed record; return the alerts it fired (after suppression).
@@ -247,51 +206,80 @@ class AlertEngine:
             FormatError: ``event`` is not a JSON object (bytes that show no rule's needles
                 are not decoded: those give no alerts and no error).
         """
-        raw = None
-        screened: set[int] | None = None
-        if type(event) is bytes or isinstance(event, bytes | bytearray | memoryview):
-            raw = bytes(event)  # the same object when it is bytes already
-            if self.config.byte_screen and raw.lstrip()[:1] == b"{":
-                screened = self._screen.hits(raw)
-                if screened is not None and not screened and not self._screen.unscreened:
-                    self.stats.records += 1  # no rule can match: not even decoded
-                    return []
+        if type(event) is bytes:
+            raw: bytes | None = event
+        elif isinstance(event, bytes | bytearray | memoryview):
+            raw = bytes(event)
+        else:
+            raw = None
+        if raw is not None:
+            if self._byte_screen and raw.lstrip()[:1] == b"{":
+                return self._process_screened(index, raw, received)
             try:
                 event = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
                 raise FormatError(f"entry {index}: event is not JSON: {exc}") from exc
+        if type(event) is not dict and not isinstance(event, Mapping):
+            raise FormatError(f"entry {index}: event is not a JSON object")
+        self.stats.records += 1
+        view = EventView(event, raw)
+        selector = self._selectors.get(view.service, self._no_log)
+        view.prefetch(selector.program)
+        return self._evaluate(index, view, selector.select(view), received)
+
+    def _process_screened(self, index: int, raw: bytes, received: datetime | None
+                          ) -> list[Alert]:
+        """:meth:`process` with the byte screen on (``EngineConfig.byte_screen``)."""
+        screened = self._screen.hits(raw)
+        if screened is not None and not screened and not self._screen.unscreened:
+            self.stats.records += 1  # no rule can match: not even decoded
+            return []
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise FormatError(f"entry {index}: event is not JSON: {exc}") from exc
         if not isinstance(event, Mapping):
             raise FormatError(f"entry {index}: event is not a JSON object")
         self.stats.records += 1
         view = EventView(event, raw)
         view.prefetch((self._tables.get(view.service) or self._tables[None]).program)
-        candidates = self._gated(view) if screened is None else self.candidates(view, screened)
-        if not candidates:
+        candidates = self.candidates(view, screened)
+        return self._evaluate(index, view, tuple((rule, None) for rule in candidates), received)
+
+    def _evaluate(self, index: int, view: EventView, plan: Plan, received: datetime | None
+                  ) -> list[Alert]:
+        """The candidates' verdicts on a record, then correlations and suppression.
+
+        ``plan``: the candidates with their verdicts when already known (a
+        :class:`~auditseal.alerts.selection.Selector` settles those that read only its key).
+        """
+        if not plan:
             return []
-        self.stats.evaluated += len(candidates)
-        matched = [rule for rule in candidates if rule.check(view)]
+        stats = self.stats
+        stats.evaluated += len(plan)
+        matched = [rule for rule, verdict in plan
+                   if verdict or (verdict is None and rule.check(view))]
         if not matched:
             return []
+        stats.matched += len(matched)
         when = view.time() or received  # only now: reading the time costs as much as a rule
         when_s = when.timestamp() if when is not None else self._now_s
         self._now_s = max(self._now_s, when_s)
-        alerts = self._expire(when_s)
+        alerts = self._expire(when_s) if self._closing else []
         for rule in matched:
-            self.stats.matched += 1
-            if rule.generate and rule.new_value is None:
+            generates, new_value, states = self._after[id(rule)]
+            if generates:
                 caller = view.values(_CALLER)
                 group = (("caller", as_text(caller[0]) if caller else ""),)
                 if not self._admit(rule.id, group, when_s):
                     continue  # explaining is the costly part: only for alerts that go out
-                _, hits = rule.explain(view)
                 alerts.append(Alert(rule.id, rule.title, rule.level, "rule", (index,), when,
-                                    group, tuple(hits), rule.description))
-            new_value = self._new_values.get(rule.id)
+                                    group, tuple(rule.hits(view)), rule.description))
             if new_value is not None:
                 fired = new_value.observe(view, when_s, index)
                 if fired is not None:
                     self._emit(self._from_fired(fired, "new_value", rule), when_s, alerts)
-            for state in self._correlations.get(rule.id, ()):
+            for state in states:
                 fired = state.observe(rule.id, view, when_s, index)
                 if fired is not None:
                     self._emit(self._from_fired(fired, "correlation", None), when_s, alerts)

@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from auditseal.alerts.field_names import has_known_root
+from auditseal.alerts.field_names import ALIASES, has_known_root
+from auditseal.alerts.keywords import KEYWORDS
 from auditseal.alerts.logs import event_service
 from auditseal.alerts.resolver import Ends, Path, State, path_id, state_for, walk
 from auditseal.ingest.azure_times import parse_azure_time
@@ -49,68 +50,16 @@ __all__ = [
     "is_known_field",
 ]
 
-_UPN = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
-_NAME = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
-_OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
-
-
-def _p(dotted: str) -> Path:
-    return tuple(dotted.split("."))
-
-
-_CALLER: tuple[Path, ...] = (  # the most common shapes first: each miss costs a lookup
-    ("identity", "claims", _UPN), ("caller",), ("claims", _UPN), ("identity", "claims", "upn"),
-    ("identity", "claim", "upn"), _p("properties.userPrincipalName"),
-    _p("properties.servicePrincipalName"), _p("properties.servicePrincipalId"),
-    _p("properties.initiatedBy.user.userPrincipalName"), _p("properties.log.user.username"),
-    ("identity", "claims", _OID), ("identity", "claim", "oid"), ("identity", "claims", "appid"),
-    ("identity", "claim", "appid"), _p("properties.initiatedBy.app.appId"),
-    ("identity", "claims", _NAME), ("identity",),
-)
-
-ALIASES: dict[str, tuple[bool, tuple[Path, ...]]] = {
-    # name (lower case): (merge every candidate's values?, candidate paths)
-    "caller": (False, _CALLER),
-    "callerobjectid": (False, (("identity", "claim", "oid"), ("identity", "claims", _OID),
-                               _p("properties.initiatedBy.user.id"), _p("properties.userId"))),
-    "calleripaddress": (False, (("callerIpAddress",), _p("properties.ipAddress"),
-                                _p("properties.initiatedBy.user.ipAddress"),
-                                _p("httpRequest.clientIpAddress"))),
-    "ipaddress": (False, (_p("properties.ipAddress"), ("callerIpAddress",))),
-    "userprincipalname": (False, (_p("properties.userPrincipalName"),
-                                  _p("properties.initiatedBy.user.userPrincipalName"))),
-    "username": (False, (_p("properties.userPrincipalName"),)),
-    "location": (False, (_p("properties.location.countryOrRegion"), ("location",))),
-    # REST {"value": ...} objects yield their value, so one path serves both shapes.
-    "operationnamevalue": (False, (("operationName",),)),
-    "categoryvalue": (False, (("category",),)),
-    "activitystatusvalue": (False, (("resultType",), ("status",))),
-    "activitysubstatusvalue": (False, (("resultSignature",), ("subStatus",))),
-    "resourceprovidervalue": (False, (_p("resourceProviderName.value"), ("@provider",))),
-    "resourceid": (False, (("resourceId",), ("_ResourceId",))),
-    # Entra audit: the LA "Category" column is the audit category, not the log category.
-    "category": (False, (_p("properties.category"), ("category",))),
-    "status": (True, (("@result",), _p("properties.status.failureReason"),
-                      _p("properties.status.additionalDetails"), _p("properties.result"))),
-    "resultdescription": (False, (("resultDescription",), _p("properties.status.failureReason"),
-                                  _p("properties.resultReason"))),
-    "clientapp": (False, (_p("properties.clientAppUsed"),)),
-    "initiatedby": (False, (_p("properties.initiatedBy"),)),
-    "target": (False, (_p("properties.targetResources"),)),
-    "activitytype": (False, (_p("properties.activityDisplayName"), ("operationName",))),
-    "activitydetails": (False, (_p("properties.activityDisplayName"), ("operationName",))),
-    "properties.message": (False, (_p("properties.message"), _p("properties.activityDisplayName"),
-                                   ("operationName",))),
-}
-"""Log Analytics column names (and SigmaHQ spellings) whose value lives elsewhere in the
-diagnostic export. ``@result`` and ``@provider`` are derived (see ``_derive``)."""
-
 _OPERATION = path_id(("operationName",))
 _RESULT = path_id(("resultType",))
 _ERROR_CODE = path_id(("properties", "status", "errorCode"))
 _DERIVED_FROM: dict[str, tuple[int, ...]] = {
     "@provider": (_OPERATION,), "@result": (_RESULT, _ERROR_CODE)}
 """The paths each derived value reads (kept in step with ``_derive``)."""
+
+
+def _p(dotted: str) -> Path:
+    return tuple(dotted.split("."))
 
 
 def is_known_field(name: str) -> bool:
@@ -174,8 +123,8 @@ def compile_program(refs: Iterable[FieldRef], extra: frozenset[int] = frozenset(
 class EventView:
     """One decoded record, with field values memoized for every rule that asks."""
 
-    __slots__ = ("_covered", "_decoded", "_ends", "_lowered", "_memo", "_raw", "_text", "event",
-                 "service")
+    __slots__ = ("_covered", "_decoded", "_ends", "_keywords", "_lowered", "_memo", "_raw",
+                 "_text", "event", "service")
 
     def __init__(self, event: Mapping[str, object], raw: bytes | None = None) -> None:
         """Wrap ``event`` (a decoded JSON object); ``raw`` is its bytes, when at hand."""
@@ -188,6 +137,7 @@ class EventView:
         self._covered: frozenset[int] = _NONE  # path ids walked so far
         self._decoded: dict[int, object] = {}  # JSON held in strings, decoded once
         self._text: str | None = None
+        self._keywords: tuple[int, frozenset[str]] | None = None
 
     def prefetch(self, program: Program) -> None:
         """Walk every path of ``program`` in one pass (before any lookup: the engine's)."""
@@ -228,16 +178,39 @@ class EventView:
         if found is not None:
             return found
         ends = self._ends
-        for pid in ref.first_of:  # the common case: as in lowered()
-            if pid not in self._covered:
-                break
-            nodes = ends.get(pid)
-            if nodes is not None:
-                if len(nodes) == 1 and type(nodes[0]) is str:
-                    found = self._memo[ref.key] = (nodes[0],)
+        first_of = ref.first_of
+        if len(first_of) > 3 and ref.reads <= self._covered:
+            # Many candidates (Caller's 17), all walked: the first reached, found in C.
+            nodes = next(filter(None, map(ends.get, first_of)), None)
+            if nodes is None:
+                found = self._memo[ref.key] = ()
+                return found
+            out: list[object] = []
+            for node in nodes:
+                _emit(node, out)
+            found = self._memo[ref.key] = tuple(out)
+            return found
+        if first_of:
+            # The common case, every candidate walked: the first one that reached anything
+            # gives the values (a reached path holds nodes, each giving at least one value).
+            covered = self._covered
+            for pid in first_of:
+                nodes = ends.get(pid)
+                if nodes is not None:
+                    if len(nodes) == 1 and type(nodes[0]) is str:
+                        found = self._memo[ref.key] = (nodes[0],)
+                        return found
+                    out = []
+                    for node in nodes:
+                        _emit(node, out)
+                    found = self._memo[ref.key] = tuple(out)
                     return found
-                break
-        out: list[object] = []
+                if pid not in covered:
+                    break  # not walked yet: the general way below walks it
+            else:
+                found = self._memo[ref.key] = ()
+                return found
+        out = []
         for pid, derived in ref.steps:
             if derived is not None:
                 value = _derive(derived, self)
@@ -267,14 +240,17 @@ class EventView:
                 # already): one lower() away, without building the raw values first.
                 covered, ends = self._covered, self._ends
                 for pid in ref.first_of:
-                    if pid not in covered:
-                        break
                     nodes = ends.get(pid)
                     if nodes is not None:
                         if len(nodes) == 1 and type(nodes[0]) is str:
                             found = self._lowered[ref.key] = (nodes[0].lower(),)
                             return found
                         break
+                    if pid not in covered:
+                        break
+                else:  # every candidate walked, none reached: absent
+                    found = self._lowered[ref.key] = ()
+                    return found
             found = self._lowered[ref.key] = tuple(
                 None if v is None else v.lower() if type(v) is str else as_text(v).lower()
                 for v in self.values(ref)
@@ -287,6 +263,19 @@ class EventView:
             raw = self._raw if self._raw is not None else orjson.dumps(self.event)
             self._text = raw.decode("utf-8", "replace").lower()
         return self._text
+
+    def keywords(self) -> frozenset[str]:
+        """The registered Sigma keywords (:data:`~auditseal.alerts.keywords.KEYWORDS`) its
+        text holds, scanned once (a keyword may also hide: see that module)."""
+        memo = self._keywords
+        if memo is None or memo[0] != KEYWORDS.version:
+            raw = self._raw
+            if self._text is None and raw is not None and raw.isascii():
+                found = KEYWORDS.scan_ascii(raw.lower())  # why: no decoding, lower in C
+            else:
+                found = KEYWORDS.scan(self.text())
+            memo = self._keywords = (KEYWORDS.version, found)
+        return memo[1]
 
     def first(self, path: Path) -> object:
         """The first value at a path, or None."""
@@ -304,6 +293,16 @@ class EventView:
 
     def time(self) -> datetime | None:
         """When the record says it happened, in UTC; None when it carries no readable time."""
+        event = self.event
+        if type(event) is dict:  # the common spelling, read as the walk would read it
+            found = event.get("time")
+            if type(found) is str and found.endswith("Z") and "T" in found:
+                try:
+                    stamp = datetime.fromisoformat(found)
+                except ValueError:
+                    pass  # the general way below tries the other readers
+                else:  # "Z" gives UTC itself: converting would only copy it
+                    return stamp if stamp.tzinfo is UTC else stamp.astimezone(UTC)
         if not self._covered >= _TIME_READS:  # the engine's programs walk them already
             self._fetch(_TIME_READS)
         for pid in _TIME_IDS:

@@ -49,7 +49,7 @@ def event_service(event: Mapping[str, object]) -> str | None:
     (``RoleManagement``...) are audit logs. None when the record is none of these.
     """
     table = event.get("Type")
-    if isinstance(table, str):
+    if table is not None and isinstance(table, str):
         service = _SERVICE_BY_TABLE.get(table.lower())
         if service is not None:
             return service
@@ -57,13 +57,19 @@ def event_service(event: Mapping[str, object]) -> str | None:
             "MICROSOFT.KEYVAULT"
         ):
             return "keyvault"
-    category = event.get("category", event.get("Category", event.get("CategoryValue")))
-    if isinstance(category, Mapping):
-        category = category.get("value")
-    if not isinstance(category, str):
-        return "activitylogs" if "eventTimestamp" in event else None
+    category = event.get("category", _MISSING)
+    if category is _MISSING:
+        category = event.get("Category", event.get("CategoryValue"))
+    if type(category) is not str:  # checked first: the ABC check below costs
+        if isinstance(category, Mapping):
+            category = category.get("value")
+        if not isinstance(category, str):
+            return "activitylogs" if "eventTimestamp" in event else None
     service = _SERVICE_BY_CATEGORY.get(category.lower())
     resource = event.get("resourceId")
     if isinstance(resource, str) and "/providers/microsoft.aadiam" in resource.lower():
         return service if service in ("signinlogs", "riskdetection") else "auditlogs"
     return service
+
+
+_MISSING = object()

@@ -31,7 +31,6 @@ by value (``operationName`` for most Azure rules) instead of trying every rule.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ from dataclasses import dataclass
 from sigma.conditions import ConditionAND
 from sigma.rule import SigmaDetection, SigmaDetectionItem
 from sigma.types import (
-    CompareOperators,
     Placeholder,
     SigmaBool,
     SigmaCasedString,
@@ -56,14 +54,14 @@ from sigma.types import (
     SpecialChars,
 )
 
+from auditseal.alerts.comparisons import Compiled, ValueTest, compile_compare, in_network
 from auditseal.alerts.fields import EventView, FieldRef, as_text, compile_field
+from auditseal.alerts.keywords import KEYWORDS
 from auditseal.errors import FormatError
 
-__all__ = ["Gate", "Hit", "ItemMatcher", "and_gate", "compile_detection", "or_gate"]
+__all__ = ["BROAD_FIELDS", "Gate", "Hit", "ItemMatcher", "and_gate", "compile_detection", "or_gate"]
 
 Check = Callable[[EventView], bool]
-ValueTest = Callable[[object, str | None, EventView], bool]
-"""(raw value, lower-cased text or None for null, view) -> match?"""
 
 
 @dataclass(frozen=True)
@@ -78,14 +76,15 @@ class Gate:
 
     def score(self) -> tuple[int, int, int]:
         """Lower is more selective: operation names beat categories and result codes."""
-        broad = self.field.key in _BROAD_FIELDS
+        broad = self.field.key in BROAD_FIELDS
         return (int(broad), int(bool(self.prefixes or self.suffixes)),
                 len(self.values) + len(self.prefixes) + len(self.suffixes))
 
 
-_BROAD_FIELDS = frozenset({"category", "categoryvalue", "activitystatusvalue", "status", "level",
+BROAD_FIELDS = frozenset({"category", "categoryvalue", "activitystatusvalue", "status", "level",
                            "resultsignature", "resourceprovidervalue", "loggedbyservice"})
-"""Fields with few distinct values: a gate on them lets most records through."""
+"""Fields with few distinct values: a gate on them lets most records through (and keys
+:class:`~auditseal.alerts.selection.Selector` well)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +158,14 @@ class ItemMatcher:
         """The values of this item that matched, for people."""
         if self.field is None:
             text = view.text()
+            if (type(view) is EventView and not self.tests and not self.null
+                    and len(self.labels) == len(self.contains)):
+                # Plain keywords (each label is its contains string): the shared scan
+                # already found them, see :mod:`auditseal.alerts.keywords`.
+                found = view.keywords()
+                return [Hit(detection, None, self.modifiers, label, "record text")
+                        for (label, _), needle in zip(self.labels, self.contains, strict=True)
+                        if needle in found or (not KEYWORDS.settles(needle) and needle in text)]
             return [Hit(detection, None, self.modifiers, label, "record text")
                     for label, test in self.labels if test(text, text, view)]
         raw, lowered = view.values(self.field), view.lowered(self.field)
@@ -220,8 +227,6 @@ def _never(_value: object, _text: str | None, _view: EventView) -> bool:
     return False
 
 
-Compiled = tuple[str, str, str | None, ValueTest]
-"""(label, kind, lower-cased text, test); kind is exact, prefix, suffix, contains or other."""
 
 
 def _compile_value(value: SigmaType, *, keyword: bool) -> Compiled:
@@ -240,9 +245,9 @@ def _compile_value(value: SigmaType, *, keyword: bool) -> Compiled:
                 None, lambda v, _t, _view: v is not None and pattern.search(as_text(v)) is not None)
     if isinstance(value, SigmaCIDRExpression):
         network = value.network
-        return f"cidr {value.cidr}", "other", None, lambda _v, t, _view: _in_network(t, network)
+        return f"cidr {value.cidr}", "other", None, lambda _v, t, _view: in_network(t, network)
     if isinstance(value, SigmaCompareExpression):
-        return _compile_compare(value)
+        return compile_compare(value)
     if isinstance(value, SigmaExists):
         wanted = value.exists
         return f"exists {wanted}", "other", None, lambda _v, _t, _view: wanted
@@ -290,42 +295,6 @@ def _compile_string(value: SigmaString, *, keyword: bool) -> Compiled:
     pattern = re.compile(regex, re.DOTALL | (0 if cased else re.IGNORECASE))
     return label, "other", None, lambda v, t, _view: t is not None and (
         pattern.fullmatch(as_text(v) if not keyword else t) is not None)
-
-
-def _in_network(text: str | None, network: ipaddress.IPv4Network | ipaddress.IPv6Network
-                ) -> bool:
-    if not text:
-        return False
-    host = text
-    if text.startswith("[") and "]" in text:
-        host = text[1 : text.index("]")]
-    elif text.count(":") == 1:
-        host = text.split(":", 1)[0]
-    try:
-        return ipaddress.ip_address(host) in network
-    except ValueError:
-        return False
-
-
-_COMPARE: dict[CompareOperators, Callable[[float, float], bool]] = {
-    CompareOperators.LT: lambda a, b: a < b,
-    CompareOperators.LTE: lambda a, b: a <= b,
-    CompareOperators.GT: lambda a, b: a > b,
-    CompareOperators.GTE: lambda a, b: a >= b,
-    CompareOperators.NEQ: lambda a, b: a != b,
-}
-
-
-def _compile_compare(value: SigmaCompareExpression) -> Compiled:
-    limit, compare = float(value.number.number), _COMPARE[value.op]
-
-    def test(v: object, t: str | None, _view: EventView) -> bool:
-        try:
-            return t is not None and not isinstance(v, bool) and compare(float(t), limit)
-        except ValueError:
-            return False
-
-    return f"{value.op.name.lower()} {value.number}", "other", None, test
 
 
 # --- detections and conditions -----------------------------------------------------------------

@@ -24,13 +24,17 @@ case-insensitive keys, nor dotted keys, nor JSON held in strings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import orjson
 
 __all__ = ["Ends", "Path", "State", "path_id", "path_of", "state_for", "walk"]
 
 Path = tuple[str, ...]
-Ends = dict[int, list[object]]
-"""Path id -> the nodes the path reaches in a record, in depth-first order."""
+Ends = dict[int, Sequence[object]]
+"""Path id -> the nodes the path reaches in a record, in depth-first order (a tuple when
+the path crossed no list, a list when it did)."""
 
 _PATHS: list[Path] = []
 _IDS: dict[Path, int] = {}
@@ -50,9 +54,9 @@ def path_of(pid: int) -> Path:
     return _PATHS[pid]
 
 
-Step = tuple[object, "State | None", tuple[int, ...]]
-"""(actual key, the state continuing below it or None, ids of the paths ending there)."""
-Plan = tuple[Step, ...]
+Plan = tuple[tuple[tuple[object, int], ...], tuple[tuple[object, "State"], ...]]
+"""((key, id of a path ending there) for every path ending at a key, (key, the state
+continuing below it) for the keys paths go through)."""
 
 _MAX_PLANS = 1024
 """Plans kept per state: bounded memory on streams of ever-new shapes."""
@@ -61,13 +65,17 @@ _MAX_PLANS = 1024
 class State:
     """Paths pending at one node, and their plans by the node's key shape."""
 
-    __slots__ = ("_loose", "pending", "plans")
+    __slots__ = ("_loose", "last", "pending", "plans")
 
     def __init__(self, pending: tuple[tuple[int, int], ...]) -> None:
         """``pending``: (path id, depth of the next segment) pairs."""
         self.pending = pending
         self.plans: dict[tuple[object, ...], Plan] = {}
         self._loose: dict[tuple[object, ...], Plan] = {}
+        self.last: tuple[tuple[object, ...], Plan] | None = None
+        """The shape met last and its plan: records of one log repeat a shape, and comparing
+        two key tuples (item by item, the keys being the same objects) costs less than
+        hashing one."""
 
     def plan(self, shape: tuple[object, ...], *, direct: bool = True) -> Plan:
         """The plan for objects with these keys (``direct=False``: dotted keys only)."""
@@ -129,37 +137,49 @@ def _compile(pending: tuple[tuple[int, int], ...], shape: tuple[object, ...], *,
             ending.append(pid)
         else:
             going.append((pid, after))
-    return tuple((key, state_for(tuple(going)) if going else None, tuple(ending))
-                 for key, (going, ending) in groups.items())
+    return (tuple((key, pid) for key, (_, ending) in groups.items() for pid in ending),
+            tuple((key, state_for(tuple(going))) for key, (going, _) in groups.items() if going))
 
 
 _ABSENT = object()
 
 
-def walk(node: object, state: State, ends: Ends, decoded: dict[int, object]) -> None:
+def walk(node: object, state: State, ends: Ends, decoded: dict[int, object],
+         fanned: bool = False) -> None:
     """Follow every path of ``state`` from ``node``, appending what they reach to ``ends``.
 
     ``decoded`` memoizes JSON held in strings by the string's id; it must stay with the
-    record (the decoded values it keeps alive are what keeps those ids unique).
+    record (the decoded values it keeps alive are what keeps those ids unique). ``fanned``:
+    a list was crossed on the way here. Until then a path reaches at most one node (a
+    node's plan sends each pending path to one key, a string decodes to one value) and the
+    paths of one walk were not walked before: each path's nodes are stored as a new
+    1-tuple (why: no lookup and branch per path). Past a list they are appended to a list.
     """
     if type(node) is dict:
         shape = tuple(node)
-        plan = state.plans.get(shape)
-        if plan is None:
-            plan = state.plan(shape)
-        for key, going, ending in plan:
-            value = node[key]
-            for pid in ending:
+        last = state.last
+        if last is not None and last[0] == shape:
+            plan = last[1]
+        else:
+            known = state.plans.get(shape)
+            plan = state.plan(shape) if known is None else known
+            state.last = (shape, plan)
+        endings, goings = plan
+        if not fanned:
+            for key, pid in endings:
+                ends[pid] = (node[key],)
+        else:
+            for key, pid in endings:
                 found = ends.get(pid)
                 if found is None:
-                    ends[pid] = [value]
+                    ends[pid] = [node[key]]
                 else:
-                    found.append(value)
-            if going is not None:
-                walk(value, going, ends, decoded)
+                    cast(list[object], found).append(node[key])
+        for key, going in goings:
+            walk(node[key], going, ends, decoded, fanned)
     elif isinstance(node, list):
         for item in node:
-            walk(item, state, ends, decoded)
+            walk(item, state, ends, decoded, True)
     elif isinstance(node, str):
         # A JSON object or list ends with "}" or "]": other strings cannot decode (the
         # check saves raising, and catching, orjson's error on truncated bodies).
@@ -172,13 +192,16 @@ def walk(node: object, state: State, ends: Ends, decoded: dict[int, object]) -> 
                     value = None
                 decoded[id(node)] = value
             if value is not None:
-                walk(value, state, ends, decoded)
+                walk(value, state, ends, decoded, fanned)
     elif isinstance(node, dict):
         # Not a plain dict (a caller's Mapping subclass): as the one-path walk always did,
         # only keys holding dots are followed there.
-        for key, going, ending in state.plan(tuple(node), direct=False):
-            value = node[key]
-            for pid in ending:
-                ends.setdefault(pid, []).append(value)
-            if going is not None:
-                walk(value, going, ends, decoded)
+        endings, goings = state.plan(tuple(node), direct=False)
+        for key, pid in endings:
+            found = ends.get(pid)
+            if found is None:
+                ends[pid] = [node[key]]
+            else:
+                cast(list[object], found).append(node[key])
+        for key, going in goings:
+            walk(node[key], going, ends, decoded, True)

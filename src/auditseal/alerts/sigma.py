@@ -108,8 +108,11 @@ class CompiledRule:
 
     def explain(self, view: EventView) -> tuple[bool, list[Hit]]:
         """Whether it matches, and which detections, fields and values did."""
-        hits = [hit for detection in self.detections.values() for hit in detection.explain(view)]
-        return self.matches(view), hits
+        return self.matches(view), self.hits(view)
+
+    def hits(self, view: EventView) -> list[Hit]:
+        """Which detections, fields and values matched (for a record known to match)."""
+        return [hit for detection in self.detections.values() for hit in detection.explain(view)]
 
 
 @dataclass
