@@ -1,8 +1,9 @@
 """The compiled candidate paths give what looking up each candidate in turn gives.
 
-``_Reader.first`` skips the candidates whose first key a record's key set lacks (worked out
-once per key set, :mod:`auditseal.ingest.record_paths`); ``_Reader.first_of`` looks every
-candidate up, as normalize always did. Every record of the shared corpus, hand-made odd
+``_Reader.first`` and the per-(field map, key set) plan of ``normalize._plan`` skip the
+candidates whose first key a record's key set lacks (worked out once per key set,
+:mod:`auditseal.ingest.record_paths`); ``_Reader.first_of`` and ``record_paths.every`` look
+every candidate up, as normalize always did. Every record of the shared corpus, hand-made odd
 ones and generated ones (keys in any case, duplicated case variants, JSON in strings,
 lists, nulls) must normalize identically both ways, with the memos cold and warm.
 """
@@ -18,7 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditseal.ingest import record_paths
+from auditseal.ingest import normalize, record_paths
+from auditseal.ingest.azure_categories import FieldMap
 from auditseal.ingest.normalize import NormalizedEvent, _Reader, normalize_event
 from tests.conftest import activity_event
 from tests.unit.test_normalize import (
@@ -35,7 +37,13 @@ def _by_each_candidate(record: dict[str, Any], monkeypatch: pytest.MonkeyPatch
                        ) -> NormalizedEvent:
     with monkeypatch.context() as patch:
         patch.setattr(_Reader, "first", _Reader.first_of)
+        patch.setattr(normalize, "_plan", _unpruned_plan)
         return normalize_event(record)
+
+
+def _unpruned_plan(reader: _Reader, fields: FieldMap) -> tuple[record_paths.Viable, ...]:
+    del reader
+    return tuple(record_paths.every(getattr(fields, name)) for name in normalize.PLANNED)
 
 
 def _both_ways(record: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,6 +89,16 @@ ODD = [
     {"TimeGenerated": "2026-01-01T00:00:00Z", "Type": "AuditLogs",
      "InitiatedBy": {"user": {"userPrincipalName": "u@x"}}},
     {"": "empty key", "category": "Administrative"},
+    # nested candidates walked as a tree (record_paths._deep_values), and what sends them
+    # back to walking each path: JSON in a string, a list, case variants, empty values
+    {"category": "Administrative", "identity": {"CLAIMS": {"UPN": "u@x"}, "claims": {"oid": 1}}},
+    {"category": "Administrative", "identity": {"claims": '{"upn": "s@x"}'}},
+    {"category": "Administrative", "identity": {"claims": [1]}, "claims": {"appid": "a"}},
+    {"category": "Administrative", "identity": {"claims": {"upn": "", "name": None},
+                                                 "authorization": {"evidence": {
+                                                     "principalId": "p"}}}},
+    {"category": "Administrative", "identity": {"claims": {"name": 5, "Name": "n"}}},
+    {"category": "Administrative", "identity": {"claims": {"appid": {"value": "v"}}}},
 ]
 
 
