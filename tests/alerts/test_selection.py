@@ -135,3 +135,44 @@ def test_keyword_scan(needles: list[str], text: str, found: set[str], hideable: 
     assert registry.hideable == hideable
     assert all(registry.settles(n) == (n not in hideable) for n in needles)
     assert not registry.settles("never registered")
+
+
+def test_settled_rules_on_fields_keyed_by_what_they_add() -> None:
+    """A key field met holding a list or an object is keyed by the rules its values add to
+    the candidates; a rule settled by that field must then be evaluated per record: here
+    both records add the same rule, yet only the first matches."""
+    ruleset = _rules(
+        ("auditlogs", "  selection:\n    Initiatedby: upn\n  filter:\n"
+                      "    Initiatedby|contains: x\n  condition: selection and not filter"),
+        ("auditlogs", "  selection:\n    Initiatedby:\n      - upn\n      - app\n"
+                      "  condition: selection"))
+
+    def audit(initiated: object) -> dict[str, Any]:
+        return {"category": "AuditLogs", "operationName": "Update user",
+                "properties": {"initiatedBy": initiated}}
+
+    events = [audit(["upn"]), audit(["upn", "xx"]), audit(["upn", "y"]), audit(["app"]),
+              audit(["APP", "x"]), audit({"value": "upn"}), audit({"value": "upn", "x": 1}),
+              audit({"value": "App"}), audit({"other": "upn"}), audit([]), audit("upn"),
+              audit("xupn"), audit(None), audit(["zz"])]
+    assert _agree(ruleset, events) > 10
+
+
+def test_list_key_fields_with_affix_gates() -> None:
+    """Lists of values under a gate with prefixes and suffixes: the rules they add differ
+    record by record though the records have the same shape."""
+    ruleset = _rules(
+        ("auditlogs", "  selection:\n    targetResources.type|startswith: serv\n"
+                      "  condition: selection"),
+        ("auditlogs", "  selection:\n    targetResources.type|endswith: ipal\n"
+                      "  condition: selection"),
+        ("auditlogs", "  selection:\n    targetResources.type: user\n  condition: selection"))
+
+    def audit(*types: str) -> dict[str, Any]:
+        return {"category": "AuditLogs", "operationName": "Update user",
+                "properties": {"targetResources": [{"type": t} for t in types]}}
+
+    events = [audit("Service Principal"), audit("User"), audit("principal"),
+              audit("User", "ServicePrincipal"), audit("x", "y"), audit(), audit("USER"),
+              audit("serv", "x")]
+    assert _agree(ruleset, events) > 8

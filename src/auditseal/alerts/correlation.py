@@ -22,7 +22,7 @@ it has not shown before, once it has a history: "sign-in from a new country for 
 from __future__ import annotations
 
 import heapq
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -80,11 +80,17 @@ class Fired:
     last_s: float
 
 
-@dataclass
 class _Window:
-    events: deque[tuple[float, int, str]] = field(default_factory=deque)
-    values: Counter[str] = field(default_factory=Counter)
-    opened_s: float = 0.0
+    """One group's open window: its events, and how many of them hold each value."""
+
+    __slots__ = ("events", "opened_s", "values")
+
+    def __init__(self, opened_s: float) -> None:
+        # A plain dict, not a Counter: a window opens per group and per firing, and a
+        # Counter costs a Python-level __init__ (the counts are kept >= 1 either way).
+        self.events: deque[tuple[float, int, str]] = deque()
+        self.values: dict[str, int] = {}
+        self.opened_s = opened_s
 
 
 class CorrelationState:
@@ -97,29 +103,55 @@ class CorrelationState:
         self._windows: dict[tuple[tuple[str, str], ...], _Window] = {}
         self._deadlines: list[tuple[float, tuple[tuple[str, str], ...]]] = []
         self._fields: dict[str, FieldRef] = {}
+        self._closing = spec.op in ("lt", "lte")
+        self._reads: dict[str, tuple[tuple[tuple[str, FieldRef | None], ...],
+                                     FieldRef | None]] = {}
+        """Per rule id: its group-by (name, field) pairs and its counted field, resolved once
+        (None: no field name, read as "")."""
+
+    def _reads_of(self, rule_id: str) -> tuple[tuple[tuple[str, FieldRef | None], ...],
+                                               FieldRef | None]:
+        spec = self.spec
+        found = self._reads[rule_id] = (
+            tuple((name, self._ref(mapping.get(rule_id, name))) for name, mapping in
+                  spec.group_by),
+            self._ref(spec.value_field.get(rule_id, "")) if spec.kind == "value_count"
+            else None)
+        return found
+
+    def _ref(self, name: str) -> FieldRef | None:
+        if not name:
+            return None
+        ref = self._fields.get(name)
+        if ref is None:
+            ref = self._fields[name] = compile_field(name)
+        return ref
 
     def observe(self, rule_id: str, view: EventView, when_s: float, index: int) -> Fired | None:
         """Record that ``rule_id`` matched the record at ``index``; return what fired."""
-        spec = self.spec
-        group = tuple((name, self._first(view, mapping.get(rule_id, name)))
-                      for name, mapping in spec.group_by)
+        reads = self._reads.get(rule_id)
+        group_by, counted = self._reads_of(rule_id) if reads is None else reads
+        group = tuple([(name, "" if ref is None else _first_text(view, ref))
+                       for name, ref in group_by])
         value = rule_id
-        if spec.kind == "value_count":
-            value = self._first(view, spec.value_field.get(rule_id, ""))
+        if counted is not None or self.spec.kind == "value_count":
+            value = "" if counted is None else _first_text(view, counted)
             if not value:
                 return None  # Sigma: events without the counted field are not counted
         window = self._windows.get(group)
         if window is None:
-            window = self._windows[group] = _Window(opened_s=when_s)
-            if spec.op in ("lt", "lte"):
-                heapq.heappush(self._deadlines, (when_s + spec.timespan_s, group))
+            window = self._windows[group] = _Window(when_s)
+            if self._closing:
+                heapq.heappush(self._deadlines, (when_s + self.spec.timespan_s, group))
         window.events.append((when_s, index, value))
-        window.values[value] += 1
-        self._trim(window, when_s)
-        if spec.op in ("lt", "lte"):
-            return None
+        counts = window.values
+        counts[value] = counts.get(value, 0) + 1
+        if self._closing:
+            return None  # a closing window is judged whole, from its first event
+        if window.events[0][0] < when_s - self.spec.timespan_s:
+            self._trim(window, when_s)
         measured = self._measure(window)
-        if not self._check(measured, spec.count):
+        if not self._check(measured, self.spec.count):
             return None
         del self._windows[group]
         return self._fired(group, window, measured)
@@ -164,8 +196,10 @@ class CorrelationState:
         events = window.events
         while events and events[0][0] < horizon:
             _, _, value = events.popleft()
-            window.values[value] -= 1
-            if not window.values[value]:
+            left = window.values[value] - 1
+            if left:
+                window.values[value] = left
+            else:
                 del window.values[value]
 
     def _fired(self, group: tuple[tuple[str, str], ...], window: _Window, measured: float
@@ -179,15 +213,6 @@ class CorrelationState:
             first_s=min((t for t, _, _ in events), default=window.opened_s),
             last_s=max((t for t, _, _ in events), default=window.opened_s),
         )
-
-    def _first(self, view: EventView, name: str) -> str:
-        if not name:
-            return ""
-        ref = self._fields.get(name)
-        if ref is None:
-            ref = self._fields[name] = compile_field(name)
-        values = view.values(ref)
-        return as_text(values[0]) if values and values[0] is not None else ""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ Per record the engine (why it stays within microseconds with hundreds of rules):
    shared by all rules; so are the keywords its text holds (:mod:`auditseal.alerts.keywords`);
 3. feeds matches to correlations and new-value rules, and suppresses an alert whose rule
    and group key (the caller for single-event rules, the ``group-by`` values for
-   correlations) fired less than ``suppress_window_s`` before, in event time.
+   correlations) fired less than ``suppress_window_s`` before, in event time; an alert that
+   goes out is explained once per rule and values read (:mod:`auditseal.alerts.explanations`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ from typing import Any
 import orjson
 
 from auditseal.alerts.correlation import CorrelationState, Fired, NewValueState
+from auditseal.alerts.explanations import Explainer
 from auditseal.alerts.fields import (
     TIME_READS,
     EventView,
+    FieldRef,
     as_text,
     compile_field,
     event_time,
@@ -135,7 +138,7 @@ class AlertEngine:
             service: dataclasses.replace(table, always=tuple(sorted(
                 table.always, key=lambda rule: self._order[id(rule)])))
             for service, table in tables(self._buckets, programs(
-                rules.rules, TIME_READS | _CALLER.reads)).items()}
+                rules.rules, TIME_READS | _CALLER.reads, _correlation_fields(rules))).items()}
         self._selectors = {service: Selector(table, self._order)
                            for service, table in self._tables.items()}
         self._no_log = self._selectors[None]  # records of no log we know of
@@ -155,6 +158,7 @@ class AlertEngine:
         self._by_id = {rule.id: rule for rule in rules.rules}
         self._last_fired: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._now_s = 0.0
+        self._explainer = Explainer()
 
     def candidates(self, view: EventView, hits: set[int] | None = None) -> list[CompiledRule]:
         """The rules worth evaluating on a record: its log's, past their gates.
@@ -274,7 +278,7 @@ class AlertEngine:
                 if not self._admit(rule.id, group, when_s):
                     continue  # explaining is the costly part: only for alerts that go out
                 alerts.append(Alert(rule.id, rule.title, rule.level, "rule", (index,), when,
-                                    group, tuple(rule.hits(view)), rule.description))
+                                    group, self._explainer.hits(rule, view), rule.description))
             if new_value is not None:
                 fired = new_value.observe(view, when_s, index)
                 if fired is not None:
@@ -328,6 +332,22 @@ class AlertEngine:
         self._last_fired[key] = when_s
         self.stats.fired += 1
         return True
+
+
+def _correlation_fields(rules: RuleSet) -> dict[str | None, list[FieldRef]]:
+    """Per log, the fields correlations read from the records its rules match."""
+    by_id = {rule.id: rule for rule in rules.rules}
+    found: dict[str | None, list[FieldRef]] = {}
+    for spec in rules.correlations:
+        for rule_id in spec.rule_ids:
+            rule = by_id.get(rule_id)
+            if rule is None:
+                continue
+            names = [mapping.get(rule_id, name) for name, mapping in spec.group_by]
+            names.append(spec.value_field.get(rule_id, ""))
+            found.setdefault(rule.service, []).extend(
+                compile_field(name) for name in names if name)
+    return found
 
 
 def run_history(entries: Iterable[tuple[int, bytes]], engine: AlertEngine,

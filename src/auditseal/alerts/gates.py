@@ -54,14 +54,19 @@ def index_rules(rules: list[CompiledRule]) -> dict[str | None, Bucket]:
     return buckets
 
 
-def programs(rules: list[CompiledRule], extra: frozenset[int] = frozenset()
+def programs(rules: list[CompiledRule], extra: frozenset[int] = frozenset(),
+             after: dict[str | None, list[FieldRef]] | None = None
              ) -> dict[str | None, Program]:
     """Per log, one walk for the gate and item fields of every rule that log may meet.
 
     ``extra``: paths the engine reads once a rule matched (the time, the caller), walked
     with the rest by the logs that have rules: a walk of their own would cost more.
+    ``after``: per log, more fields read once a rule of that log matched (the group-by
+    and counted fields of the correlations its rules feed), for the same reason.
     """
     fields: dict[str | None, list[FieldRef]] = {None: []}
+    for service, refs in (after or {}).items():
+        fields.setdefault(service, []).extend(refs)
     for rule in rules:
         refs = fields.setdefault(rule.service, [])
         if rule.gate is not None:

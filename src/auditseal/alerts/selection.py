@@ -15,9 +15,11 @@ The combination also settles the rules that read nothing but key fields (``Resul
 the key, computed once with the candidates. The other candidates are evaluated per record.
 
 Exactness: a key field's part is the single string its first candidate path reaches (the
-common case), ``None`` when no candidate path reaches anything, else the tuple of its
-lower-cased values (multi-valued fields, objects). A number, boolean or null is keyed with
-its type (``True == 1`` in Python, not in Sigma: a combination seen with such nodes is
+common case), ``None`` when no candidate path reaches anything, else (an object, or a list
+crossed: their JSON text is mostly unique per record, so keying on it would miss the memo)
+the set of rules its lower-cased values add to the candidates through the gate index; once
+a field was met so, no rule reading it is settled by the key. A number, boolean or null is
+keyed with its type (``True == 1`` in Python, not in Sigma: a combination seen with such nodes is
 only reused when their types agree). A merged or derived field (``Status``) is
 keyed by what each of its paths reaches, when each reaches at most one scalar. Every part
 determines the field's lower-cased values (a string part is lower-cased to the very value
@@ -47,6 +49,11 @@ _STRINGS = frozenset((str,))
 _READS = object()
 """Starts a key part made of the nodes a field's paths reach (not of its values)."""
 _ABSENT = object()
+_GATED = object()
+"""Starts a key part made of the rules a field's values add to the candidates."""
+_Gates = tuple[tuple[dict[str, list[CompiledRule]],
+                     list[tuple[tuple[str, ...], tuple[str, ...], CompiledRule]]], ...]
+"""The (rules by value, rules by affix) of each gate on one field."""
 _MAX_COMBINATIONS = 4096
 """Combinations kept per log: bounded memory on streams of ever-new key values."""
 
@@ -54,8 +61,8 @@ _MAX_COMBINATIONS = 4096
 class Selector:
     """The candidate rules of one log's records (its :class:`~auditseal.alerts.gates.Table`)."""
 
-    __slots__ = ("_cache", "_complex", "_order", "_pids", "_settled", "_simple", "program",
-                 "table")
+    __slots__ = ("_cache", "_complex", "_gates", "_order", "_pids", "_refs", "_rules",
+                 "_settled", "_simple", "program", "table")
 
     def __init__(self, table: Table, order: dict[int, int]) -> None:
         """``order``: a rule's position in the rule set by its ``id()`` (candidates keep it)."""
@@ -72,7 +79,11 @@ class Selector:
                     refs.setdefault(item.field.key, item.field)
         self._simple = tuple((ref.first_of, tuple(sorted(ref.reads)), ref)
                              for ref in refs.values())
-        self._complex: tuple[tuple[tuple[int, ...], tuple[int, ...], FieldRef], ...] = ()
+        self._complex: tuple[tuple[tuple[int, ...], tuple[int, ...], FieldRef, _Gates], ...] = ()
+        self._gates: dict[str, _Gates] = {}
+        for ref, _, by_value, affixes in table.gates:
+            self._gates[ref.key] = (*self._gates.get(ref.key, ()), (by_value, affixes))
+        self._refs, self._rules = refs, rules
         self._pids = tuple(sorted({pid for _, reads, _ in self._simple for pid in reads}))
         self._settled = frozenset(id(rule) for rule in rules if _settled_by(rule, refs))
         self._cache: dict[object, tuple[Plan, tuple[type, ...] | None]] = {}
@@ -83,10 +94,10 @@ class Selector:
         # Most key fields reach one scalar per path: their nodes, read in C, are the key.
         nodes = tuple(map(reached.get, self._pids))
         try:
-            key = (nodes, tuple([_part(view, reached, *slot) for slot in self._complex])
+            key = (nodes, tuple([_part(view, reached, slot) for slot in self._complex])
                    if self._complex else None)
             found = self._cache.get(key)
-        except TypeError:  # an object, or a list crossed: key that field by its values
+        except TypeError:  # an object, or a list crossed: key that field by what it adds
             if not self._demote(reached):
                 return self._plan(view)
             return self.select(view)
@@ -109,7 +120,7 @@ class Selector:
                      for rule in self.compute(view))
 
     def _demote(self, reached: Ends) -> bool:
-        """Key by their values the fields whose nodes cannot be hashed; False if none."""
+        """Key by the rules they add the fields whose nodes cannot be hashed; False if none."""
         unhashable = set()
         for pid in self._pids:
             try:
@@ -120,7 +131,12 @@ class Selector:
         if not demoted:
             return False
         self._simple = tuple(slot for slot in self._simple if slot not in demoted)
-        self._complex = (*self._complex, *demoted)
+        self._complex = (*self._complex, *((*slot, self._gates.get(slot[2].key, ()))
+                                           for slot in demoted))
+        # Keyed by what it adds to the candidates, such a field settles no rule any more.
+        kept = {key: ref for key, ref in self._refs.items()
+                if all(ref is not slot[2] for slot in self._complex)}
+        self._settled = frozenset(id(rule) for rule in self._rules if _settled_by(rule, kept))
         self._pids = tuple(sorted({pid for _, reads, _ in self._simple for pid in reads}))
         self._cache.clear()  # the key's layout changed
         return True
@@ -187,9 +203,10 @@ def _types(nodes: tuple[object, ...]) -> tuple[type, ...]:
     return tuple(map(type, chain.from_iterable(filter(None, nodes))))  # type: ignore[arg-type]
 
 
-def _part(view: EventView, reached: Ends, first_of: tuple[int, ...], reads: tuple[int, ...],
-          ref: FieldRef) -> object:
+def _part(view: EventView, reached: Ends,
+          slot: tuple[tuple[int, ...], tuple[int, ...], FieldRef, _Gates]) -> object:
     """The key part of a field whose nodes may not be hashable (see the module docstring)."""
+    first_of, reads, ref, gates = slot
     if first_of:
         for pid in first_of:
             nodes = reached.get(pid)
@@ -223,4 +240,17 @@ def _part(view: EventView, reached: Ends, first_of: tuple[int, ...], reads: tupl
             break
         else:
             return tuple(parts)
-    return view.lowered(ref)
+    # An object or list: its values (JSON text, mostly unique per record) matter only
+    # through the candidates they add, so that is the part (no settled rule reads it).
+    found: set[int] = set()
+    for value in view.lowered(ref):
+        if value is None:
+            continue
+        for by_value, affixes in gates:
+            rules = by_value.get(value)
+            if rules is not None:
+                found.update(map(id, rules))
+            for prefixes, suffixes, rule in affixes:
+                if value.startswith(prefixes) or value.endswith(suffixes):
+                    found.add(id(rule))
+    return (_GATED, frozenset(found))
