@@ -8,7 +8,7 @@ timed region, as ``auditseal append`` does. The peer is pymerkle's ``InmemoryTre
 appending the same event bytes in the same run (no durability at all); the physical
 limit is one ``hashlib.sha256`` per event over the same bytes.
 
-Ours and the peer are each timed in ``ROUNDS`` interleaved rounds (peer, ours, peer, ours,
+Ours and the peer are each timed in ``ROUNDS`` (5) interleaved rounds (peer, ours, peer, ours,
 ...) and the fastest round of each is reported, wall and CPU alike: on a shared 2-vCPU host
 one round of either moved by +-30 % within minutes, and the best of a few interleaved rounds
 is the figure least disturbed by other work, for both sides equally.
@@ -35,7 +35,7 @@ from bench.data import Profile, Result, build_records, jsonl, one_core, print_ta
 
 ORIGIN = "bench.example/append"
 BATCH = 4096  # what ingest() uses
-ROUNDS = 3
+ROUNDS = 5
 # Durable, but no chattr +i: the benchmark must be able to delete what it wrote.
 CONFIG = WriterConfig(fsync=True, set_immutable=False)
 
