@@ -176,3 +176,23 @@ def test_list_key_fields_with_affix_gates() -> None:
               audit("User", "ServicePrincipal"), audit("x", "y"), audit(), audit("USER"),
               audit("serv", "x")]
     assert _agree(ruleset, events) > 8
+
+
+def test_list_key_fields_keyed_by_every_string() -> None:
+    """Strings reached through a list key the combination all together, in order, as
+    written: records sharing a first value or differing only in case must not share it."""
+    ruleset = _rules(
+        ("auditlogs", "  selection:\n    targetResources.type: serviceprincipal\n"
+                      "  condition: selection"),
+        ("auditlogs", "  selection:\n    targetResources.type|endswith: ipal\n"
+                      "  condition: selection"),  # and one tried on every record: no screen
+        ("auditlogs", "  selection:\n    Initiatedby|contains: zzz\n  condition: selection"))
+
+    def audit(*types: object) -> dict[str, Any]:
+        return {"category": "AuditLogs", "operationName": "Update user",
+                "properties": {"targetResources": [{"type": t} for t in types]}}
+
+    events = [audit("User", "x"), audit("User", "ServicePrincipal"), audit("User"),
+              audit("x", "SERVICEPRINCIPAL"), audit("x", "servicePrincipal"), audit("x", 1),
+              audit("User", "ServicePrincipal", "y"), audit("user", "x")]
+    assert _agree(ruleset, events) == 2 * 2 * 4  # both rules on four records, each order

@@ -228,6 +228,9 @@ class AlertEngine:
         self.stats.records += 1
         view = EventView(event, raw)
         selector = self._selectors.get(view.service, self._no_log)
+        screen = selector.screen
+        if screen is not None and raw is not None and not screen(raw):
+            return []  # no rule of its log is a candidate: not even walked
         view.prefetch(selector.program)
         return self._evaluate(index, view, selector.select(view), received)
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from itertools import chain
 
+from auditseal.alerts.absence import absence_screen
 from auditseal.alerts.fields import EventView, FieldRef
 from auditseal.alerts.gates import Table
 from auditseal.alerts.matcher import BROAD_FIELDS, DetectionMatcher, ItemMatcher
@@ -51,6 +52,8 @@ _READS = object()
 _ABSENT = object()
 _GATED = object()
 """Starts a key part made of the rules a field's values add to the candidates."""
+_LISTED = object()
+"""Starts a key part made of the strings a field's path reached through a list."""
 _Gates = tuple[tuple[dict[str, list[CompiledRule]],
                      list[tuple[tuple[str, ...], tuple[str, ...], CompiledRule]]], ...]
 """The (rules by value, rules by affix) of each gate on one field."""
@@ -62,7 +65,7 @@ class Selector:
     """The candidate rules of one log's records (its :class:`~auditseal.alerts.gates.Table`)."""
 
     __slots__ = ("_cache", "_complex", "_gates", "_order", "_pids", "_refs", "_rules",
-                 "_settled", "_simple", "program", "table")
+                 "_settled", "_simple", "program", "screen", "table")
 
     def __init__(self, table: Table, order: dict[int, int]) -> None:
         """``order``: a rule's position in the rule set by its ``id()`` (candidates keep it)."""
@@ -87,6 +90,8 @@ class Selector:
         self._pids = tuple(sorted({pid for _, reads, _ in self._simple for pid in reads}))
         self._settled = frozenset(id(rule) for rule in rules if _settled_by(rule, refs))
         self._cache: dict[object, tuple[Plan, tuple[type, ...] | None]] = {}
+        self.screen = absence_screen(table)
+        """False on a record's bytes when it has no candidate (:mod:`.absence`), or None."""
 
     def select(self, view: EventView) -> Plan:
         """The candidates of a record whose view walked :attr:`program` already."""
@@ -220,6 +225,10 @@ def _part(view: EventView, reached: Ends,
                 return node
             if node is None or type(node) in _SCALARS:
                 return (type(node), node)
+        elif _STRINGS.issuperset(map(type, nodes)):
+            # Strings reached through a list (targetResources[].type): they determine its
+            # lower-cased values, and repeat across records (their JSON text would not).
+            return (_LISTED, *nodes)
     else:
         # A merged or derived field (Status): its values are a function of the nodes its
         # paths reach, cheaper to read than to compute.
