@@ -25,6 +25,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from auditseal.alerts.fields import EventView, FieldRef, as_text, compile_field
 
@@ -231,7 +232,12 @@ class NewValueState:
         self.rule_id = rule_id
         self._field = compile_field(spec.field)
         self._group = tuple((name, compile_field(name)) for name in spec.group_by)
-        self._seen: dict[tuple[tuple[str, str], ...], set[str]] = {}
+        self._names = tuple(name for name, _ in self._group)
+        self._refs = tuple(ref for _, ref in self._group)
+        self._one = self._refs[0] if len(self._refs) == 1 else None
+        self._seen: dict[object, set[str]] = {}
+        """Group -> its values: keyed by the group's text itself when there is one group-by
+        field (why: no tuple built per record; the group tuple is built when one fires)."""
 
     def observe(self, view: EventView, when_s: float, index: int) -> Fired | None:
         """Learn the record's value; fire if it is new for a group that has a history."""
@@ -239,18 +245,27 @@ class NewValueState:
         if not values or values[0] is None:
             return None
         value = values[0]
-        group = tuple([(name, _first_text(view, ref)) for name, ref in self._group])
-        seen = self._seen.get(group)
+        one = self._one
+        key: object = (_first_text(view, one) if one is not None
+                       else tuple([_first_text(view, ref) for ref in self._refs]))
+        seen = self._seen.get(key)
         if seen is None:  # a group's first value is not new: it has no history yet
-            self._seen[group] = {value}
+            self._seen[key] = {value}
             return None
         if value in seen:
-            return None
+            return None  # the common case: nothing changes
         seen.add(value)
+        texts = cast(tuple[str, ...], (key,) if one is not None else key)
+        group = tuple(zip(self._names, texts, strict=True))
         return Fired(self.rule_id, (*group, (self._field.name, value)), (index,), 1.0, when_s,
                      when_s)
 
 
 def _first_text(view: EventView, ref: FieldRef) -> str:
     values = view.values(ref)
-    return as_text(values[0]) if values and values[0] is not None else ""
+    if not values:
+        return ""
+    first = values[0]
+    if type(first) is str:
+        return first
+    return as_text(first) if first is not None else ""

@@ -66,6 +66,8 @@ def event_service(event: Mapping[str, object]) -> str | None:
         if not isinstance(category, str):
             return "activitylogs" if "eventTimestamp" in event else None
     service = _SERVICE_BY_CATEGORY.get(category.lower())
+    if service in _TENANT_SERVICES:
+        return service  # what the resource check below would return too: skip lower()
     resource = event.get("resourceId")
     if isinstance(resource, str) and "/providers/microsoft.aadiam" in resource.lower():
         return service if service in ("signinlogs", "riskdetection") else "auditlogs"
@@ -73,3 +75,5 @@ def event_service(event: Mapping[str, object]) -> str | None:
 
 
 _MISSING = object()
+_TENANT_SERVICES = frozenset(("signinlogs", "riskdetection", "auditlogs"))
+"""Services a tenant (``microsoft.aadiam``) resource leaves as they are."""
