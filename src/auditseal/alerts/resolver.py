@@ -24,7 +24,7 @@ case-insensitive keys, nor dotted keys, nor JSON held in strings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 import orjson
@@ -169,12 +169,7 @@ def walk(node: object, state: State, ends: Ends, decoded: dict[int, object],
             for key, pid in endings:
                 ends[pid] = (node[key],)
         else:
-            for key, pid in endings:
-                found = ends.get(pid)
-                if found is None:
-                    ends[pid] = [node[key]]
-                else:
-                    cast(list[object], found).append(node[key])
+            _add_fanned(node, endings, ends)
         for key, going in goings:
             walk(node[key], going, ends, decoded, fanned)
     elif isinstance(node, list):
@@ -197,11 +192,18 @@ def walk(node: object, state: State, ends: Ends, decoded: dict[int, object],
         # Not a plain dict (a caller's Mapping subclass): as the one-path walk always did,
         # only keys holding dots are followed there.
         endings, goings = state.plan(tuple(node), direct=False)
-        for key, pid in endings:
-            found = ends.get(pid)
-            if found is None:
-                ends[pid] = [node[key]]
-            else:
-                cast(list[object], found).append(node[key])
+        _add_fanned(node, endings, ends)
         for key, going in goings:
             walk(node[key], going, ends, decoded, True)
+
+
+def _add_fanned(node: Mapping[object, object], endings: Sequence[tuple[object, int]],
+                ends: Ends) -> None:
+    """Append what ``endings`` reach in ``node`` to ``ends``: past a list, a path may
+    reach several nodes, so each path's values are a list."""
+    for key, pid in endings:
+        found = ends.get(pid)
+        if found is None:
+            ends[pid] = [node[key]]
+        else:
+            cast(list[object], found).append(node[key])
