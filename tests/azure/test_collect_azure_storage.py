@@ -313,12 +313,17 @@ def test_cursor_of_another_log_is_refused(
 
 # Runs the CLI with each cursor write delayed (seconds, uniform in $CURSOR_DELAY "lo,hi"), so
 # that kills land in the window between "records durable in the log" and "cursor written".
+# With $CURSOR_MARK set, the file it names is created as each delayed write starts: the
+# round's records are durable by then (the collector writes its cursor after appending).
 _SLOW_CURSOR = """
 import os, random, sys, time
 from auditseal.ingest import collector
 real = collector.save_cursor
 low, high = map(float, os.environ["CURSOR_DELAY"].split(","))
+mark = os.environ.get("CURSOR_MARK")
 def slow(*args, **kwargs):
+    if mark:
+        open(mark, "a").close()
     time.sleep(random.uniform(low, high))
     real(*args, **kwargs)
 collector.save_cursor = slow
@@ -327,11 +332,11 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _start(azurite: Azurite, log: Path, interval_s: str = "0.05", *, cursor_delay: str = ""
-           ) -> tuple[subprocess.Popen[str], int]:
+def _start(azurite: Azurite, log: Path, interval_s: str = "0.05", *, cursor_delay: str = "",
+           cursor_mark: Path | None = None) -> tuple[subprocess.Popen[str], int]:
     """Start a polling collector; returns it and how many log entries it reconciled."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src") + os.pathsep + str(REPO_ROOT),
-           "CURSOR_DELAY": cursor_delay}
+           "CURSOR_DELAY": cursor_delay, "CURSOR_MARK": str(cursor_mark or "")}
     program = ["-c", _SLOW_CURSOR] if cursor_delay else ["-m", "auditseal"]
     process = subprocess.Popen(
         [sys.executable, *program, "collect", "azure-storage", "--connection-string",
@@ -342,10 +347,6 @@ def _start(azurite: Azurite, log: Path, interval_s: str = "0.05", *, cursor_dela
     started = process.stderr.readline()  # "collecting from ... (reconciled N log entries)"
     assert "collecting from" in started, started + process.stderr.read()
     return process, int(started.split("reconciled ")[1].split()[0])
-
-
-def _journal_bytes(log: Path) -> int:
-    return sum(p.stat().st_size for p in (log / ".auditseal/journal").glob("*.wal"))
 
 
 @pytest.mark.slow
@@ -360,17 +361,21 @@ def test_sigkill_at_random_points_never_duplicates_or_skips(
              category_blob("signinlogs", HOUR)]
     found_sealed_beyond_cursor = 0
     # Kills at random points; then one surely inside the window: the cursor write waits 3 s
-    # and the kill comes as soon as the journal shows the records durable.
+    # and the kill comes as soon as that write has started (the round's records are durable
+    # by then). Watching the journal instead raced: a large round is sealed directly and
+    # never shows there, and a journal is released again after each publish.
+    mark = log.parent / "cursor-write-started"
     for delay, kill_after in [*[("0,0.2", rng.uniform(0.1, 0.5)) for _ in range(3)],
                               ("3,3", None)]:
-        process, reconciled = _start(azurite, log, cursor_delay=delay)
+        process, reconciled = _start(azurite, log, cursor_delay=delay,
+                                     cursor_mark=None if kill_after else mark)
         found_sealed_beyond_cursor += reconciled > 0
-        journal = _journal_bytes(log)
-        deadline = time.monotonic() + (kill_after or 10.0)
+        deadline = time.monotonic() + (kill_after or 30.0)
         while time.monotonic() < deadline:  # the exports keep growing meanwhile
             export.append(rng.choice(blobs), rng.sample(records, rng.randint(1, 20)))
-            if kill_after is None and _journal_bytes(log) > journal:
+            if kill_after is None and mark.exists():
                 break
+        assert kill_after or mark.exists(), "the collector never began a cursor write"
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=10)
     code, summary = collect(azurite, log, capsys)
