@@ -33,10 +33,14 @@ def test_peek_then_ack_in_order(queue: EventQueue) -> None:
     queue.close()
 
 
-def test_disk_buffer_replays_only_unacked_after_reopen(tmp_path: Path) -> None:
-    buf = DiskBuffer(tmp_path)
-    for event in EVENTS:
+def _filled(buf: DiskBuffer, events: list[bytes]) -> DiskBuffer:
+    for event in events:
         buf.append(event)
+    return buf
+
+
+def test_disk_buffer_replays_only_unacked_after_reopen(tmp_path: Path) -> None:
+    buf = _filled(DiskBuffer(tmp_path), EVENTS)
     buf.peek(4)
     buf.ack(4)
     buf.close()
@@ -127,9 +131,7 @@ def test_claim_keeps_batch_and_key_until_acked(queue: EventQueue) -> None:
 
 
 def test_disk_buffer_claims_the_unacked_batch_again_after_reopen(tmp_path: Path) -> None:
-    buf = DiskBuffer(tmp_path)
-    for event in EVENTS:
-        buf.append(event)
+    buf = _filled(DiskBuffer(tmp_path), EVENTS)
     buf.claim(2)
     buf.ack(2)
     batch, key = buf.claim(3)
@@ -150,9 +152,7 @@ def test_disk_buffer_claims_the_unacked_batch_again_after_reopen(tmp_path: Path)
                          ids=["delivered-batch", "garbage", "more-than-waiting"])
 def test_disk_buffer_ignores_a_stale_or_bad_batch_record(tmp_path: Path,
                                                          record: str | None) -> None:
-    buf = DiskBuffer(tmp_path)
-    for event in EVENTS[:4]:
-        buf.append(event)
+    buf = _filled(DiskBuffer(tmp_path), EVENTS[:4])
     _, key = buf.claim(2)
     buf.ack(2)
     buf.close()

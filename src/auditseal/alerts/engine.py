@@ -46,7 +46,7 @@ from auditseal.alerts.fields import (
 from auditseal.alerts.gates import index_rules, programs, tables
 from auditseal.alerts.matcher import Hit
 from auditseal.alerts.screen import Screen
-from auditseal.alerts.selection import Plan, Selector
+from auditseal.alerts.selection import Plan, Selector, in_rule_order
 from auditseal.alerts.sigma import CompiledRule, RuleSet
 from auditseal.core.entry import decode_entry
 from auditseal.errors import FormatError
@@ -167,16 +167,13 @@ class AlertEngine:
         those hits and only the rules the screen cannot judge go through the gate index.
         """
         if hits is None:
-            selector = self._selectors.get(view.service) or self._selectors[None]
+            selector = self._selectors.get(view.service, self._no_log)
             view.prefetch(selector.program)
             return [rule for rule, _ in selector.select(view)]
-        found: list[CompiledRule] = []
-        buckets = self._buckets
-        if hits is not None:
-            rules, service = self.rules.rules, view.service
-            found = [rule for rule in (rules[p] for p in hits)
-                     if rule.service is None or rule.service == service]
-            buckets = self._unscreened
+        rules, service = self.rules.rules, view.service
+        found = [rule for rule in (rules[p] for p in hits)
+                 if rule.service is None or rule.service == service]
+        buckets = self._unscreened
         for service in (view.service, None) if view.service is not None else (None,):
             bucket = buckets.get(service)
             if bucket is None:
@@ -193,8 +190,7 @@ class AlertEngine:
                         if value.startswith(prefixes) or value.endswith(suffixes):
                             found.append(rule)
         if len(found) > 1:  # a rule may be reached twice (list values); keep rule order
-            unique = {self._order[id(rule)]: rule for rule in found}
-            found = [unique[position] for position in sorted(unique)]
+            found = in_rule_order(found, self._order)
         return found
 
     def process(self, index: int, event: bytes | Mapping[str, Any],
@@ -219,11 +215,8 @@ class AlertEngine:
         if raw is not None:
             if self._byte_screen and raw.lstrip()[:1] == b"{":
                 return self._process_screened(index, raw, received)
-            try:
-                event = orjson.loads(raw)
-            except orjson.JSONDecodeError as exc:
-                raise FormatError(f"entry {index}: event is not JSON: {exc}") from exc
-        if type(event) is not dict and not isinstance(event, Mapping):
+            event = _decode(index, raw)
+        elif not isinstance(event, Mapping):
             raise FormatError(f"entry {index}: event is not a JSON object")
         self.stats.records += 1
         view = EventView(event, raw)
@@ -241,15 +234,10 @@ class AlertEngine:
         if screened is not None and not screened and not self._screen.unscreened:
             self.stats.records += 1  # no rule can match: not even decoded
             return []
-        try:
-            event = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise FormatError(f"entry {index}: event is not JSON: {exc}") from exc
-        if not isinstance(event, Mapping):
-            raise FormatError(f"entry {index}: event is not a JSON object")
+        event = _decode(index, raw)
         self.stats.records += 1
         view = EventView(event, raw)
-        view.prefetch((self._tables.get(view.service) or self._tables[None]).program)
+        view.prefetch(self._selectors.get(view.service, self._no_log).program)
         candidates = self.candidates(view, screened)
         return self._evaluate(index, view, tuple((rule, None) for rule in candidates), received)
 
@@ -335,6 +323,21 @@ class AlertEngine:
         self._last_fired[key] = when_s
         self.stats.fired += 1
         return True
+
+
+def _decode(index: int, raw: bytes) -> dict[str, Any]:
+    """The JSON object of a record's bytes.
+
+    Raises:
+        FormatError: the bytes are not JSON, or not an object.
+    """
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise FormatError(f"entry {index}: event is not JSON: {exc}") from exc
+    if type(event) is not dict:
+        raise FormatError(f"entry {index}: event is not a JSON object")
+    return event
 
 
 def _correlation_fields(rules: RuleSet) -> dict[str | None, list[FieldRef]]:

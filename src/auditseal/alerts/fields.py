@@ -148,11 +148,6 @@ class EventView:
         self._covered = program.ids
 
     @property
-    def memo_lowered(self) -> dict[str, tuple[str | None, ...]]:
-        """Field key -> lower-cased values, for a caller that computed some already."""
-        return self._lowered
-
-    @property
     def reached(self) -> Ends:
         """Path id -> the nodes it reached, for every walked path that reached any."""
         return self._ends

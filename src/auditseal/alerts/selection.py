@@ -40,7 +40,7 @@ from auditseal.alerts.matcher import BROAD_FIELDS, DetectionMatcher, ItemMatcher
 from auditseal.alerts.resolver import Ends
 from auditseal.alerts.sigma import CompiledRule
 
-__all__ = ["Plan", "Selector"]
+__all__ = ["Plan", "Selector", "in_rule_order"]
 
 Plan = tuple[tuple[CompiledRule, bool | None], ...]
 """The candidates in rule order, each with its verdict when the key settles it, else None."""
@@ -171,10 +171,14 @@ class Selector:
                         found = [*found, rule]
                         many = True
         if many and len(found) > 1:  # a rule may be reached twice (list values): rule order
-            order = self._order
-            unique = {order[id(rule)]: rule for rule in found}
-            found = [unique[position] for position in sorted(unique)]
+            found = in_rule_order(found, self._order)
         return found
+
+
+def in_rule_order(found: Iterable[CompiledRule], order: dict[int, int]) -> list[CompiledRule]:
+    """``found`` once each, in rule-set order (``order``: position by the rule's ``id()``)."""
+    unique = {order[id(rule)]: rule for rule in found}
+    return [unique[position] for position in sorted(unique)]
 
 
 def _rules_of(table: Table) -> list[CompiledRule]:

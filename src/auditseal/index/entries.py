@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from auditseal.core.hashing import HASH_SIZE, leaf_hash
-from auditseal.core.tiles import TILE_WIDTH, bundle_path, decode_bundle, tile_path
+from auditseal.core.tiles import TILE_WIDTH, tile_path
 from auditseal.errors import AuditsealError
 from auditseal.index.rows import Row, derive_event_row
 from auditseal.log.reader import LogReader
@@ -40,21 +40,15 @@ def bundles(reader: LogReader, start: int, end: int, *, stored: bool = True
         stored: take the leaf hashes from the level-0 tiles (the feed); False hashes every
             entry (the check, which must not trust the tiles).
     """
-    end = min(end, reader.size)
-    index = max(start, 0)
-    while index < end:
+    for index, entries in reader.bundles(start, end):
         number, skip = divmod(index, TILE_WIDTH)
         width = min(TILE_WIDTH, reader.size - number * TILE_WIDTH)
-        entries = decode_bundle(reader.source.read(bundle_path(number, width)),
-                                expected_count=width)
-        stop = min(end - number * TILE_WIDTH, width)
         hashes = _tile_hashes(reader, number, width) if stored else None
         if hashes is None:
-            hashes = [leaf_hash(entry) for entry in entries[skip:stop]]
+            hashes = [leaf_hash(entry) for entry in entries]
         else:
-            hashes = hashes[skip:stop]
-        yield index, entries[skip:stop], hashes
-        index = number * TILE_WIDTH + stop
+            hashes = hashes[skip : skip + len(entries)]
+        yield index, entries, hashes
 
 
 def _tile_hashes(reader: LogReader, number: int, width: int) -> list[bytes] | None:

@@ -55,6 +55,13 @@ class LogReader:
     def entries(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Yield ``(index, entry)`` for ``start <= index < end`` (default: to the size),
         reading each bundle once."""
+        for first, entries in self.bundles(start, end):
+            yield from enumerate(entries, first)
+
+    def bundles(self, start: int = 0, end: int | None = None
+                ) -> Iterator[tuple[int, list[bytes]]]:
+        """Yield ``(index of the first, entries)`` for ``start <= index < end``, one entry
+        bundle's worth at a time (each bundle read once)."""
         end = self.size if end is None else min(end, self.size)
         index = max(start, 0)
         while index < end:
@@ -63,8 +70,7 @@ class LogReader:
             data = self.source.read(bundle_path(bundle, width))
             entries = decode_bundle(data, expected_count=width)
             stop = min(end, bundle * TILE_WIDTH + width)
-            for position in range(index, stop):
-                yield position, entries[position - bundle * TILE_WIDTH]
+            yield index, entries[index - bundle * TILE_WIDTH : stop - bundle * TILE_WIDTH]
             index = stop
 
     def inclusion_proof(self, index: int) -> list[bytes]:
